@@ -1,0 +1,1 @@
+"""The `radar` command line: one console script with subcommands."""

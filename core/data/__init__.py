@@ -1,0 +1,1 @@
+"""Market data: candle arrays, file formats, validation, quality checks, download."""
