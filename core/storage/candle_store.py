@@ -3,10 +3,13 @@
 Series are keyed by (symbol, market, timeframe). Writes are idempotent upserts:
 storing the same candles twice changes nothing. Callers own the transaction
 (`BEGIN` ... `COMMIT`) when several writes must land together.
+`write_candles`/`write_funding_rates` also report how many rows were new,
+updated or unchanged (what `radar data import` prints).
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from dataclasses import dataclass
 
@@ -43,23 +46,68 @@ def series_id(conn: sqlite3.Connection, symbol: str, market: str, timeframe: str
     return int(cur.lastrowid)
 
 
+_UPSERT_CANDLES = (
+    "INSERT INTO candles (series_id, ts, open, high, low, close, volume) VALUES (?,?,?,?,?,?,?) "
+    "ON CONFLICT(series_id, ts) DO UPDATE SET open=excluded.open, high=excluded.high, "
+    "low=excluded.low, close=excluded.close, volume=excluded.volume "
+    "WHERE open<>excluded.open OR high<>excluded.high OR low<>excluded.low "
+    "OR close<>excluded.close OR volume<>excluded.volume"
+)
+_UPSERT_FUNDING = (
+    "INSERT INTO funding_rates (symbol, ts, rate) VALUES (?,?,?) "
+    "ON CONFLICT(symbol, ts) DO UPDATE SET rate=excluded.rate WHERE rate<>excluded.rate"
+)
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    """What one upsert did: of `given` rows, `new` were inserted, `updated` overwrote
+    different stored values and `unchanged` matched what was stored (given = new + updated + unchanged)."""
+
+    given: int
+    new: int
+    updated: int
+    unchanged: int
+
+
 def upsert_candles(conn: sqlite3.Connection, candles: Candles) -> int:
     """Store `candles` (insert or overwrite by open time); returns the number of rows given.
 
     Does not open a transaction: wrap in `BEGIN`/`COMMIT` for atomicity.
     """
+    return write_candles(conn, candles).given
+
+
+def write_candles(conn: sqlite3.Connection, candles: Candles) -> WriteCounts:
+    """Store `candles` like `upsert_candles` and count new, updated and unchanged rows.
+
+    Rows whose stored values are identical are not rewritten. `candles.ts`
+    must be unique (validated input). Does not open a transaction.
+    """
+    n = len(candles)
     sid = series_id(conn, candles.symbol, candles.market, candles.timeframe)
-    rows = zip(
-        [sid] * len(candles), candles.ts.tolist(), candles.open.tolist(), candles.high.tolist(),
+    if n == 0:
+        return WriteCounts(0, 0, 0, 0)
+    lo, hi = int(candles.ts.min()), int(candles.ts.max())
+    count_sql = "SELECT COUNT(*) FROM candles WHERE series_id=? AND ts BETWEEN ? AND ?"
+    before = conn.execute(count_sql, (sid, lo, hi)).fetchone()[0]
+    changes = conn.total_changes
+    conn.executemany(_UPSERT_CANDLES, zip(
+        itertools.repeat(sid, n), candles.ts.tolist(), candles.open.tolist(), candles.high.tolist(),
         candles.low.tolist(), candles.close.tolist(), candles.volume.tolist(),
-    )
-    conn.executemany(
-        "INSERT INTO candles (series_id, ts, open, high, low, close, volume) VALUES (?,?,?,?,?,?,?) "
-        "ON CONFLICT(series_id, ts) DO UPDATE SET open=excluded.open, high=excluded.high, "
-        "low=excluded.low, close=excluded.close, volume=excluded.volume",
-        rows,
-    )
-    return len(candles)
+    ))
+    changed = conn.total_changes - changes
+    new = conn.execute(count_sql, (sid, lo, hi)).fetchone()[0] - before
+    return WriteCounts(n, new, changed - new, n - changed)
+
+
+def load_timestamps(conn: sqlite3.Connection, symbol: str, market: str, timeframe: str) -> np.ndarray:
+    """int64 open times (ms UTC, sorted) of a stored series; empty when the series is unknown."""
+    sid = series_id(conn, symbol, market, timeframe, create=False)
+    if sid is None:
+        return np.empty(0, dtype=np.int64)
+    rows = conn.execute("SELECT ts FROM candles WHERE series_id=? ORDER BY ts", (sid,)).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
 def load_candles(
@@ -106,12 +154,28 @@ def list_series(conn: sqlite3.Connection) -> list[SeriesInfo]:
 
 def upsert_funding_rates(conn: sqlite3.Connection, symbol: str, ts: np.ndarray, rate: np.ndarray) -> int:
     """Store funding rates (`ts` int64 ms UTC, `rate` fraction per interval); returns rows given."""
-    conn.executemany(
-        "INSERT INTO funding_rates (symbol, ts, rate) VALUES (?,?,?) "
-        "ON CONFLICT(symbol, ts) DO UPDATE SET rate=excluded.rate",
-        zip([symbol] * len(ts), np.asarray(ts, dtype=np.int64).tolist(), np.asarray(rate, dtype=np.float64).tolist()),
-    )
-    return len(ts)
+    return write_funding_rates(conn, symbol, ts, rate).given
+
+
+def write_funding_rates(conn: sqlite3.Connection, symbol: str, ts: np.ndarray, rate: np.ndarray) -> WriteCounts:
+    """Store funding rates like `upsert_funding_rates` and count new, updated and unchanged rows.
+
+    `ts` (int64 ms UTC, unique) and `rate` have shape (n,). Does not open a transaction.
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    n = int(ts.shape[0])
+    if n == 0:
+        return WriteCounts(0, 0, 0, 0)
+    lo, hi = int(ts.min()), int(ts.max())
+    count_sql = "SELECT COUNT(*) FROM funding_rates WHERE symbol=? AND ts BETWEEN ? AND ?"
+    before = conn.execute(count_sql, (symbol, lo, hi)).fetchone()[0]
+    changes = conn.total_changes
+    conn.executemany(_UPSERT_FUNDING, zip(
+        itertools.repeat(symbol, n), ts.tolist(), np.asarray(rate, dtype=np.float64).tolist()
+    ))
+    changed = conn.total_changes - changes
+    new = conn.execute(count_sql, (symbol, lo, hi)).fetchone()[0] - before
+    return WriteCounts(n, new, changed - new, n - changed)
 
 
 def load_funding_rates(
