@@ -18,6 +18,7 @@ from core.paths import DEFAULT_CONFIG_DIR, default_db_path
 
 #: Modules that register subcommands, in the order shown by `--help`.
 SUBCOMMAND_MODULES = [
+    "core.cli.config_cmd",
     "core.cli.data_cmd",
 ]
 

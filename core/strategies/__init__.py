@@ -1,0 +1,1 @@
+"""Trading strategies: their parameter models (`params`) and, per strategy, its signal logic."""
