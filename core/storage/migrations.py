@@ -36,4 +36,38 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        2,
+        "alerts",
+        """
+        CREATE TABLE alerts (
+            id                INTEGER PRIMARY KEY,
+            dedup_key         TEXT NOT NULL,     -- one unresolved alert per key
+            severity          TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'error', 'critical')),
+            source            TEXT NOT NULL,     -- what raised it, e.g. feed, risk, reconcile
+            title             TEXT NOT NULL,
+            detail            TEXT NOT NULL,
+            first_seen_ms     INTEGER NOT NULL,  -- ms UTC
+            last_seen_ms      INTEGER NOT NULL,  -- ms UTC
+            count             INTEGER NOT NULL CHECK (count >= 1),
+            state             TEXT NOT NULL CHECK (state IN ('active', 'acknowledged', 'snoozed', 'resolved')),
+            snoozed_until_ms  INTEGER,           -- ms UTC, set exactly when state = snoozed
+            changed_by        TEXT NOT NULL,     -- actor of the last state change
+            changed_ms        INTEGER NOT NULL,  -- ms UTC of the last state change
+            last_notified_ms  INTEGER,           -- ms UTC of the last notification sent
+            notified_count    INTEGER NOT NULL DEFAULT 0,
+            last_escalated_ms INTEGER,           -- ms UTC of the last escalation re-notification
+            rev               INTEGER NOT NULL,  -- alert_rev.rev of the last write to this row
+            CHECK ((state = 'snoozed') = (snoozed_until_ms IS NOT NULL))
+        );
+        CREATE UNIQUE INDEX alerts_open_key ON alerts (dedup_key) WHERE state <> 'resolved';
+        CREATE INDEX alerts_rev ON alerts (rev);
+        CREATE INDEX alerts_key_notified ON alerts (dedup_key, last_notified_ms);
+        CREATE TABLE alert_rev (
+            id  INTEGER PRIMARY KEY CHECK (id = 1),
+            rev INTEGER NOT NULL                 -- bumped by every write to alerts
+        );
+        INSERT INTO alert_rev (id, rev) VALUES (1, 0);
+        """,
+    ),
 ]
