@@ -1,0 +1,36 @@
+"""Strategy implementations by name: the names of the config, the CLI (`--strategy`) and results."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from core.errors import UsageError
+from core.strategies.base import GridStrategy, SinglePositionStrategy
+from core.strategies.envelope_dca import EnvelopeDca, EnvelopeDcaShort
+
+Strategy = GridStrategy | SinglePositionStrategy
+
+#: name -> factory taking a params dict (missing keys take the strategy's defaults)
+STRATEGIES: dict[str, Callable[[dict], Strategy]] = {
+    "envelope_dca": EnvelopeDca,
+    "envelope_dca_short": EnvelopeDcaShort,
+}
+
+
+def names() -> list[str]:
+    """The implemented strategy names, in registry order."""
+    return list(STRATEGIES)
+
+
+def create(name: str, params: dict | None = None) -> Strategy:
+    """A fresh strategy instance (one per symbol and run).
+
+    Raises:
+        UsageError: `name` is not implemented (the message lists the names that are).
+        core.strategies.base.ParamError: a parameter is unknown or invalid.
+    """
+    try:
+        factory = STRATEGIES[name]
+    except KeyError:
+        raise UsageError(f"unknown strategy {name!r}; implemented: {', '.join(STRATEGIES)}") from None
+    return factory(dict(params or {}))
