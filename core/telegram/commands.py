@@ -1,0 +1,259 @@
+"""The bot's commands: parsing, the replies, and the /kill and /resume confirmations.
+
+Independent of python-telegram-bot: `CommandRouter.handle` takes a command
+name and its arguments from an allowed chat and returns a `Reply`;
+`CommandRouter.handle_callback` takes a confirmation button press. Neither
+ever raises (except cancellation): bad input gets a usage reply, an engine
+error gets an error reply and is logged. Who may command is decided before
+(see `core.telegram.bot`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from core.alerts.durations import ACCEPTED_FORMS, parse_duration_ms
+from core.alerts.engine import AlertEngine
+from core.errors import UsageError
+from core.telegram import format as fmt
+from core.telegram.confirm import Confirmations, TakeStatus
+from core.telegram.control import EngineControl
+
+log = logging.getLogger(__name__)
+
+#: Callback data prefixes of the confirmation buttons ("<prefix><token>", at most 64 bytes).
+CONFIRM_PREFIX = "ok:"
+CANCEL_PREFIX = "no:"
+
+_COMMAND_RE = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?")
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command for /help and the Telegram command menu."""
+
+    name: str
+    usage: str
+    description: str
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("status", "/status", "engine state, kill switch and alert counts"),
+    CommandSpec("positions", "/positions", "open positions"),
+    CommandSpec("pnl", "/pnl", "profit and loss"),
+    CommandSpec("alerts", "/alerts", "open alerts, most severe first"),
+    CommandSpec("ack", "/ack ID", "acknowledge alert ID"),
+    CommandSpec("snooze", "/snooze ID DURATION", "snooze alert ID for e.g. 30m, 2h, 1d"),
+    CommandSpec("kill", "/kill", "trip the kill switch (asks to confirm)"),
+    CommandSpec("resume", "/resume", "release the kill switch (asks to confirm)"),
+    CommandSpec("jobs", "/jobs", "research jobs"),
+    CommandSpec("help", "/help", "this list"),
+)
+_USAGE = {c.name: c.usage for c in COMMANDS}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to send back.
+
+    Attributes:
+        text: plain text (already fitted to Telegram's limit).
+        buttons: one row of inline-keyboard buttons as (label, callback data); empty: none.
+    """
+
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """What to do after a button press.
+
+    Attributes:
+        toast: the short answer shown by the Telegram client (answerCallbackQuery).
+        edit_text: the new text of the message holding the buttons (buttons removed), or None.
+    """
+
+    toast: str
+    edit_text: str | None
+
+
+def parse_command(text: str | None, bot_username: str | None = None) -> tuple[str, list[str]] | None:
+    """(command name in lower case, arguments) of a "/name[@bot] args..." text, or None.
+
+    None for a text that is not a command, and for a command addressed to another
+    bot ("/status@OtherBot") when `bot_username` is known.
+    """
+    if not text:
+        return None
+    parts = text.split()
+    m = _COMMAND_RE.fullmatch(parts[0])
+    if m is None:
+        return None
+    if m.group(2) and bot_username and m.group(2).lower() != bot_username.lower():
+        return None
+    return m.group(1).lower(), parts[1:]
+
+
+def command_name_for_log(text: str | None) -> str:
+    """The first word of a message if it looks like a command (at most 40 safe characters), for logs.
+
+    Never returns anything after the first word, so message contents stay out of logs.
+    """
+    if not text or not text.startswith("/"):
+        return "(not a command)"
+    first = text.split(maxsplit=1)[0][:40]
+    return re.sub(r"[^A-Za-z0-9_@/]", "?", first)
+
+
+def help_text() -> str:
+    """The /help reply."""
+    width = max(len(c.usage) for c in COMMANDS)
+    return "Radar commands:\n" + "\n".join(f"{c.usage.ljust(width)}  {c.description}" for c in COMMANDS)
+
+
+def _usage(name: str, problem: str | None = None) -> Reply:
+    text = f"usage: {_USAGE[name]}"
+    if name == "snooze":
+        text += " (e.g. /snooze 12 30m)"
+    return Reply(f"{problem}\n{text}" if problem else text)
+
+
+def _alert_id(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) <= 18 and int(raw) > 0 else None
+
+
+class CommandRouter:
+    """Runs commands from allowed chats against the engine and the alerts.
+
+    Args:
+        control: the engine (see `core.telegram.control`).
+        alerts: the alert engine, or None (the alert commands then say so).
+        confirmations: the pending /kill and /resume confirmations.
+        command_timeout_s: how long a read-only engine query may take (kill/resume are never cut short).
+    """
+
+    def __init__(self, control: EngineControl, alerts: AlertEngine | None, confirmations: Confirmations,
+                 command_timeout_s: float = 10.0) -> None:
+        self._control = control
+        self._alerts = alerts
+        self._confirmations = confirmations
+        self._timeout_s = command_timeout_s
+
+    async def handle(self, name: str, args: list[str], chat_id: int, actor: str) -> Reply:
+        """The reply to command `name` with `args` from `chat_id` sent by `actor`. Never raises."""
+        try:
+            return await self._dispatch(name, args, chat_id, actor)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("telegram command /%s from chat %s failed", name, chat_id)
+            return Reply(fmt.fit(f"/{name} failed: {type(exc).__name__}: {exc}"))
+
+    async def _dispatch(self, name: str, args: list[str], chat_id: int, actor: str) -> Reply:
+        simple: dict[str, Callable[[], Awaitable[str]]] = {
+            "positions": self._control.positions_text,
+            "pnl": self._control.pnl_text,
+            "jobs": self._control.jobs_text,
+        }
+        if name in simple:
+            return Reply(fmt.fit(await self._query(simple[name])))
+        if name == "status":
+            return Reply(fmt.fit(await self._status()))
+        if name in ("help", "start"):
+            return Reply(help_text())
+        if name == "alerts":
+            if self._alerts is None:
+                return Reply("alerts are not available")
+            return Reply(fmt.alerts_text(self._alerts.list(), self._alerts.unacknowledged_count()))
+        if name == "ack":
+            return await self._ack(args, actor)
+        if name == "snooze":
+            return await self._snooze(args, actor)
+        if name in ("kill", "resume"):
+            return self._ask_confirmation(name, args, chat_id, actor)
+        return Reply(f"unknown command /{name}; /help lists the commands")
+
+    async def _query(self, fn: Callable[[], Awaitable[str]]) -> str:
+        try:
+            return await asyncio.wait_for(fn(), self._timeout_s)
+        except asyncio.TimeoutError:
+            return f"the engine did not answer within {self._timeout_s:g}s"
+
+    async def _status(self) -> str:
+        text = await self._query(self._control.status_text)
+        if self._alerts is not None:
+            text += (f"\nalerts: {len(self._alerts.list())} open, "
+                     f"{self._alerts.unacknowledged_count()} unacknowledged")
+        return text
+
+    async def _ack(self, args: list[str], actor: str) -> Reply:
+        if len(args) != 1:
+            return _usage("ack", "give one alert id" if not args else "too many arguments")
+        alert_id = _alert_id(args[0])
+        if alert_id is None:
+            return _usage("ack", f"invalid alert id {args[0][:20]!r}: expected a number such as 12")
+        if self._alerts is None:
+            return Reply("alerts are not available")
+        res = await self._alerts.ack(alert_id, actor)
+        return Reply(fmt.fit(res.message))
+
+    async def _snooze(self, args: list[str], actor: str) -> Reply:
+        if len(args) != 2:
+            return _usage("snooze", "give an alert id and a duration")
+        alert_id = _alert_id(args[0])
+        if alert_id is None:
+            return _usage("snooze", f"invalid alert id {args[0][:20]!r}: expected a number such as 12")
+        try:
+            parse_duration_ms(args[1])
+        except UsageError:
+            return _usage("snooze", f"invalid duration {args[1][:20]!r}: expected {ACCEPTED_FORMS}")
+        if self._alerts is None:
+            return Reply("alerts are not available")
+        res = await self._alerts.snooze(alert_id, actor, duration=args[1])
+        return Reply(fmt.fit(res.message))
+
+    def _ask_confirmation(self, name: str, args: list[str], chat_id: int, actor: str) -> Reply:
+        if args:
+            return _usage(name, "this command takes no arguments")
+        pending = self._confirmations.create(name, chat_id, actor)
+        ttl_s = (pending.expires_ms - pending.created_ms) / 1000
+        question = ("Trip the KILL SWITCH? Radar stops opening positions and cancels working orders."
+                    if name == "kill" else "Release the kill switch and resume trading?")
+        label = "Yes, kill" if name == "kill" else "Yes, resume"
+        return Reply(f"{question}\nThis confirmation expires in {ttl_s:g}s.",
+                     ((label, CONFIRM_PREFIX + pending.token), ("Cancel", CANCEL_PREFIX + pending.token)))
+
+    async def handle_callback(self, data: str | None, chat_id: int, actor: str) -> CallbackOutcome:
+        """Act on a confirmation button pressed in `chat_id` by `actor`. Never raises.
+
+        Only a confirm press carrying a valid, unexpired token made in the same chat
+        runs the action (once); cancel forgets the token.
+        """
+        data = data or ""
+        confirm = data.startswith(CONFIRM_PREFIX)
+        if not confirm and not data.startswith(CANCEL_PREFIX):
+            return CallbackOutcome("unknown button", None)
+        status, pending = self._confirmations.take(data[len(CONFIRM_PREFIX):], chat_id)
+        if status is TakeStatus.UNKNOWN or status is TakeStatus.WRONG_CHAT:
+            return CallbackOutcome("this confirmation is no longer valid", "confirmation no longer valid")
+        assert pending is not None
+        if status is TakeStatus.EXPIRED:
+            return CallbackOutcome("expired", f"/{pending.action} confirmation expired; send /{pending.action} again")
+        if not confirm:
+            log.info("telegram: /%s cancelled by %s in chat %s", pending.action, actor, chat_id)
+            return CallbackOutcome("cancelled", f"/{pending.action} cancelled by {actor}")
+        log.warning("telegram: /%s confirmed by %s in chat %s", pending.action, actor, chat_id)
+        action = self._control.kill if pending.action == "kill" else self._control.resume
+        try:
+            result = await action(actor)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("telegram: /%s by %s failed", pending.action, actor)
+            return CallbackOutcome("failed", fmt.fit(f"/{pending.action} FAILED: {type(exc).__name__}: {exc}"))
+        return CallbackOutcome("done", fmt.fit(result))
