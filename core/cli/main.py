@@ -20,6 +20,8 @@ from core.paths import DEFAULT_CONFIG_DIR, default_db_path
 SUBCOMMAND_MODULES = [
     "core.cli.config_cmd",
     "core.cli.data_cmd",
+    "core.cli.backtest_cmd",
+    "core.cli.alerts_cmd",
 ]
 
 
