@@ -187,11 +187,10 @@ class Criteria:
             IS Sharpe is <= 0 (the ratio is meaningless then).
         dsr: Deflated Sharpe Ratio of the selected combo, a probability in
             [0, 1] (`core.optimize.sharpe_stats.dsr`, N = combos tested).
-        param_stability: fraction in [0, 1]; 1 = the same parameters were
-            selected in every walk-forward window, 0 = the selections spread as
-            widely as the grid allows. Definition (docs/grading.md): per
-            parameter, its selected grid position scaled to [0, 1] per window;
-            1 − 2·(population std across windows), averaged over parameters.
+        param_stability: fraction in [0, 1]; how far the best combo's OOS Sharpe
+            survives ±10 % and ±20 % perturbations of each numeric parameter:
+            max(0, 1 − RMS(M_k − M0) / max(|M0|, 0.1)) (`core.optimize.stability`,
+            docs/grading.md); 1 = unchanged under perturbation.
 
     Raises:
         ValueError: a value is not a finite real, or a fraction is outside [0, 1].
