@@ -13,13 +13,15 @@ import numpy as np
 
 from core.backtest.matching import END, MatchingEngine, create_matching_engine
 from core.backtest.result import Account, BacktestResult
+from core.backtest.single_driver import run_single_backtest
 from core.data.candles import Candles
 from core.strategies import registry
-from core.strategies.base import CandleHistory, GridStrategy
+from core.strategies.base import CandleHistory, GridStrategy, SinglePositionStrategy
 
 
 def run_event_backtest(candles: Candles, strategy: str, params: dict, account: Account = Account(), *,
-                       observer: Callable[[int, MatchingEngine], None] | None = None) -> BacktestResult:
+                       observer: Callable[[int, MatchingEngine], None] | None = None,
+                       funding: tuple[np.ndarray, np.ndarray] | None = None) -> BacktestResult:
     """Backtest one strategy on one candle series.
 
     Args:
@@ -29,6 +31,10 @@ def run_event_backtest(candles: Candles, strategy: str, params: dict, account: A
         account: initial capital (USDT), leverage, maker/taker fees (fractions).
         observer: called as `observer(t, engine)` after candle t has been processed
             (before the end-of-data exit on the last candle), for tests and tracing.
+            For single-position strategies the engine is a
+            `core.backtest.single_matching.SingleMatchingEngine`.
+        funding: (ts int64 ms UTC, rate float64) funding-rate series, sorted; required by
+            `funding`, ignored by the others.
 
     Returns:
         BacktestResult with `params` normalised, the closed cycles in order, per-candle
@@ -39,15 +45,18 @@ def run_event_backtest(candles: Candles, strategy: str, params: dict, account: A
     Per candle t (spec "Per candle t"): the strategy sees candles 0 … t−1 and quotes
     candle t (no trading while t < N); the matching engine walks candle t; candle t is
     then appended to the history. At the end an open cycle is closed at the last close,
-    reason "end", taker fee.
+    reason "end", taker fee. Single-position strategies (`SinglePositionStrategy`) go to
+    `core.backtest.single_driver.run_single_backtest` (docs/single_position.md).
 
     Raises:
         UsageError: unknown strategy. ParamError: invalid parameters.
-        TypeError: the strategy is not a grid strategy (the only kind driven so far).
+        TypeError: the strategy is neither a grid nor a single-position strategy.
     """
     strat = registry.create(strategy, params)
+    if isinstance(strat, SinglePositionStrategy):
+        return run_single_backtest(candles, strat, account, observer=observer, funding=funding)
     if not isinstance(strat, GridStrategy):
-        raise TypeError(f"{strategy}: the event engine drives grid strategies only so far")
+        raise TypeError(f"{strategy}: the event engine drives grid and single-position strategies only")
     eng = create_matching_engine(strat, account)
     n = len(candles)
     ts = candles.ts.tolist()

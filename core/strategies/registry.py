@@ -6,7 +6,13 @@ from typing import Callable
 
 from core.errors import UsageError
 from core.strategies.base import GridStrategy, SinglePositionStrategy
+from core.strategies.bollinger_mr import BollingerMr
+from core.strategies.donchian_breakout import DonchianBreakout
 from core.strategies.envelope_dca import EnvelopeDca, EnvelopeDcaShort
+from core.strategies.funding import Funding
+from core.strategies.momentum import Momentum
+from core.strategies.supertrend import Supertrend
+from core.strategies.vwap_rsi import VwapRsi
 
 Strategy = GridStrategy | SinglePositionStrategy
 
@@ -14,6 +20,12 @@ Strategy = GridStrategy | SinglePositionStrategy
 STRATEGIES: dict[str, Callable[[dict], Strategy]] = {
     "envelope_dca": EnvelopeDca,
     "envelope_dca_short": EnvelopeDcaShort,
+    "vwap_rsi": VwapRsi,
+    "momentum": Momentum,
+    "bollinger_mr": BollingerMr,
+    "donchian_breakout": DonchianBreakout,
+    "supertrend": Supertrend,
+    "funding": Funding,
 }
 
 

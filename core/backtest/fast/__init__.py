@@ -11,6 +11,7 @@ import numpy as np
 
 from core.backtest.fast.combos import DEFAULT_GRID, DEFAULT_PARAMS, Combos, as_combos, grid_combos
 from core.backtest.fast.envelope_kernel import REASONS, run_combo
+from core.backtest.fast.single_kernels import is_single, run_single_fast
 from core.backtest.fast.sma import compute_indicators
 from core.backtest.fast.sweep import SweepResult, candle_arrays, side_sign, sweep
 from core.backtest.result import Account, BacktestResult, Cycle
@@ -21,8 +22,14 @@ __all__ = ["run_fast", "sweep", "SweepResult", "Combos", "grid_combos", "as_comb
 
 
 def run_fast(candles: Candles, strategy: str, params: dict, account: Account = Account(), *,
-             skip: bool = True) -> BacktestResult:
-    """Backtest one combo: per-candle equity and every cycle. skip=False scans every candle."""
+             skip: bool = True, funding=None) -> BacktestResult:
+    """Backtest one combo: per-candle equity and every cycle. skip=False scans every candle.
+
+    Single-position strategies (`docs/single_position.md`) run in
+    `core.backtest.fast.single_kernels` (skip is ignored; funding=(ts, rate) is required by
+    `funding`)."""
+    if is_single(strategy):
+        return run_single_fast(candles, strategy, params, account, funding=funding)
     sgn = side_sign(strategy)
     cmb = as_combos([params])
     p = cmb.params(0)

@@ -125,7 +125,7 @@ def _run_threads(args, n_workers: int, out: np.ndarray) -> None:
 
 def sweep(candles: Candles, strategy: str, combos, account: Account = Account(), *,
           skip: bool = True, parallel: str = "prange", workers: int | None = None,
-          indicators: Indicators | None = None) -> SweepResult:
+          indicators: Indicators | None = None, funding=None) -> SweepResult:
     """Backtest every combo (Combos, a grid dict or a list of params dicts) on `candles`.
 
     skip=False scans every candle (the reference variant; identical results, slower).
@@ -134,7 +134,16 @@ def sweep(candles: Candles, strategy: str, combos, account: Account = Account(),
     nogil kernel) or "serial". workers: number
     of workers (default NUMBA_NUM_THREADS). indicators: precomputed tables (must cover every ma_period, same
     side); by default built here, once per distinct ma_period.
+
+    Single-position strategies go to `core.backtest.fast.single_kernels.sweep_single`
+    (combos: a grid dict or params dicts of that strategy; skip/indicators ignored;
+    funding=(ts, rate) required by `funding`).
     """
+    from core.backtest.fast.single_kernels import is_single, sweep_single
+
+    if is_single(strategy):
+        return sweep_single(candles, strategy, combos, account, parallel=parallel, workers=workers,
+                            funding=funding)
     sgn = side_sign(strategy)
     cmb = as_combos(combos)
     nc = len(cmb)
