@@ -142,8 +142,8 @@ def test_other_usage_errors():
     assert code == 2 and "--to must be after --from" in err
     code, _, err = run(["backtest", "--strategy", "envelope_dca", "--data", str(btc()), "--from", "2030-01-01"])
     assert code == 2 and "no candles of" in err
-    with pytest.raises(SystemExit) as exc:          # argparse: not an implemented strategy
-        run(["backtest", "--strategy", "vwap_rsi", "--data", str(btc())])
+    with pytest.raises(SystemExit) as exc:          # argparse: not a registered strategy
+        run(["backtest", "--strategy", "no_such_strategy", "--data", str(btc())])
     assert exc.value.code == 2
 
 

@@ -51,6 +51,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="set one strategy parameter (repeatable), e.g. --param ma_period=10")
     p.add_argument("--engine", choices=("event", "fast"), default="event",
                    help="event: the event-driven engine (default); fast: the numba engine")
+    p.add_argument("--funding-data", type=Path, metavar="FILE",
+                   help="funding-rate file (BTC_USDT_USDT-8h-funding_rate.json.gz) for the `funding` "
+                   "strategy; default: the stored funding rates of the symbol")
     p.add_argument("--json", action="store_true", help="print only the spec's result JSON")
     p.set_defaults(func=cmd_backtest)
 
@@ -113,17 +116,50 @@ def _config_defaults(config_dir: Path, strategy: str, symbol: str | None) -> tup
     return params, account
 
 
-def _run(engine: str, candles, strategy: str, params: dict, account: Account) -> BacktestResult:
+def _funding_series(args: argparse.Namespace, symbol: str, start: int | None, end: int | None):
+    """(ts, rate) of the funding strategy's funding rates: `--funding-data`, else the store.
+
+    Raises:
+        UsageError: none given and none stored for `symbol`.
+        DataError: the file is not a funding-rate file or has bad rows.
+    """
+    from core.errors import DataError
+
+    if args.funding_data is not None:
+        from core.data.freqtrade import read_data_file
+
+        spec, series = read_data_file(args.funding_data)
+        if spec.kind != "funding":
+            raise DataError(f"--funding-data {args.funding_data}: not a funding-rate file "
+                            "(expected a name like BTC_USDT_USDT-8h-funding_rate.json.gz)")
+        return series.ts, series.rate
+    if args.db.exists():
+        from core.storage.candle_store import load_funding_rates
+        from core.storage.db import open_sync
+
+        conn = open_sync(args.db)
+        try:
+            ts, rate = load_funding_rates(conn, symbol)
+        finally:
+            conn.close()
+        if len(ts):
+            return ts, rate
+    raise UsageError(f"the funding strategy needs funding rates of {symbol}: give --funding-data FILE "
+                     "or import/download them first (radar data import / radar data download --funding)")
+
+
+def _run(engine: str, candles, strategy: str, params: dict, account: Account,
+         funding=None) -> BacktestResult:
     if engine == "fast":
         try:
             from core.backtest.fast import run_fast
         except ImportError as exc:
             raise RadarError(f"--engine fast: the fast engine (core.backtest.fast.run_fast) is not "
                              f"available: {exc}; use --engine event") from exc
-        return run_fast(candles, strategy, params, account)
+        return run_fast(candles, strategy, params, account, funding=funding)
     from core.backtest.event_engine import run_event_backtest
 
-    return run_event_backtest(candles, strategy, params, account)
+    return run_event_backtest(candles, strategy, params, account, funding=funding)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -152,7 +188,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         market = args.market or ("futures" if ":" in args.symbol else "spot")
         candles = loading.load_from_store(args.db, args.symbol, market, args.timeframe, start, end)
 
-    result = _run(args.engine, candles, args.strategy, params, account)
+    funding = _funding_series(args, symbol, start, end) if args.strategy == "funding" else None
+    result = _run(args.engine, candles, args.strategy, params, account, funding)
     if args.json:
         sys.stdout.write(json.dumps(result.to_spec_json()) + "\n")
         return 0

@@ -179,7 +179,7 @@ class FundingParams(StrategyParams):
             (>= 1; default 24).
     """
 
-    funding_threshold: float = Field(0.0005, gt=0, lt=1)
+    funding_threshold: float = Field(0.00005, gt=0, lt=1)
     sl_percent: float = Field(0.03, gt=0, lt=1)
     tp_percent: float = Field(0.03, gt=0, lt=1)
     max_hold_candles: int = Field(24, ge=1)
