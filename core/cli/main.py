@@ -22,6 +22,9 @@ SUBCOMMAND_MODULES = [
     "core.cli.data_cmd",
     "core.cli.backtest_cmd",
     "core.cli.alerts_cmd",
+    "core.cli.optimize_cmd",
+    "core.cli.run_cmd",
+    "core.cli.health_cmd",
 ]
 
 

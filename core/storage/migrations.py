@@ -70,4 +70,228 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT INTO alert_rev (id, rev) VALUES (1, 0);
         """,
     ),
+    (
+        3,
+        "optimization jobs, walk-forward results and per-combo figures",
+        """
+        CREATE TABLE optimization_jobs (
+            id          INTEGER PRIMARY KEY,
+            kind        TEXT NOT NULL,               -- e.g. optimize
+            params      TEXT NOT NULL,               -- JSON of the job's arguments
+            state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            error       TEXT,                        -- why it failed, e.g. interrupted
+            progress    REAL NOT NULL DEFAULT 0,     -- percent 0-100
+            phase       TEXT,                        -- last progress phase, e.g. window
+            result      TEXT,                        -- JSON summary written when done
+            owner       TEXT,                        -- host:pid of the process that runs / queued it
+            created_ms  INTEGER NOT NULL,            -- ms UTC
+            started_ms  INTEGER,                     -- ms UTC
+            finished_ms INTEGER                      -- ms UTC
+        );
+        CREATE INDEX optimization_jobs_state ON optimization_jobs (state);
+        CREATE TABLE optimization_results (
+            id              INTEGER PRIMARY KEY,
+            job_id          INTEGER REFERENCES optimization_jobs(id),
+            strategy        TEXT NOT NULL,
+            symbol          TEXT NOT NULL,           -- ccxt unified symbol
+            market          TEXT NOT NULL,           -- spot | futures
+            timeframe       TEXT NOT NULL,
+            complete        INTEGER NOT NULL CHECK (complete IN (0, 1)),  -- 0: cancelled, partial windows
+            is_latest       INTEGER NOT NULL DEFAULT 0 CHECK (is_latest IN (0, 1)),
+            grade           TEXT NOT NULL,           -- A-F
+            score           REAL NOT NULL,           -- 0-100
+            oos_sharpe      REAL NOT NULL,           -- annualised (sqrt 365)
+            consistency     REAL NOT NULL,           -- fraction of OOS windows with return > 0
+            oos_is_ratio    REAL NOT NULL,
+            dsr             REAL NOT NULL,           -- probability
+            param_stability REAL NOT NULL,           -- 0-1
+            best_params     TEXT NOT NULL,           -- JSON
+            pbo             REAL,                    -- probability; NULL with < 2 windows
+            psr             REAL,
+            p_value         REAL,                    -- bootstrap p-value of OOS cycle returns
+            n_windows       INTEGER NOT NULL,
+            n_combos        INTEGER NOT NULL,        -- combos actually tested (DSR's N)
+            is_days         INTEGER NOT NULL,
+            oos_days        INTEGER NOT NULL,
+            step_days       INTEGER NOT NULL,
+            git_rev         TEXT,                    -- commit of the code that produced it
+            data_first_ts   INTEGER,                 -- open time (ms UTC) of the first candle used
+            data_last_ts    INTEGER,                 -- open time (ms UTC) of the last candle used
+            created_ms      INTEGER NOT NULL,        -- ms UTC
+            detail          TEXT NOT NULL,           -- JSON: windows, sub-scores, caps, stability rows
+            CHECK (is_latest = 0 OR complete = 1)
+        );
+        CREATE UNIQUE INDEX optimization_results_latest
+            ON optimization_results (strategy, symbol, timeframe) WHERE is_latest = 1;
+        CREATE INDEX optimization_results_key ON optimization_results (strategy, symbol, timeframe, created_ms);
+        CREATE TABLE wfo_combo_results (
+            result_id      INTEGER NOT NULL REFERENCES optimization_results(id) ON DELETE CASCADE,
+            combo          INTEGER NOT NULL,         -- position in the result's combo list
+            params         TEXT NOT NULL,            -- JSON
+            is_sharpe      REAL NOT NULL,            -- mean over windows, annualised
+            is_return      REAL NOT NULL,            -- mean over windows, fraction
+            oos_sharpe     REAL NOT NULL,            -- all OOS windows together, annualised
+            oos_return     REAL NOT NULL,            -- mean over windows, fraction
+            oos_consistency REAL NOT NULL,           -- fraction of OOS windows with return > 0
+            oos_cycles     INTEGER NOT NULL,
+            times_selected INTEGER NOT NULL,         -- windows where it was the IS best
+            PRIMARY KEY (result_id, combo)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        4,
+        "health: latest status per subsystem, engine heartbeat, database probe",
+        """
+        CREATE TABLE health (
+            subsystem  TEXT PRIMARY KEY,        -- e.g. feed:BTC/USDT:USDT, executor, gateway, database, loop
+            status     TEXT NOT NULL CHECK (status IN ('ok', 'degraded', 'down')),
+            reason     TEXT NOT NULL,           -- why, for the operator ('' when ok)
+            since_ms   INTEGER NOT NULL,        -- ms UTC the subsystem entered this status
+            checked_ms INTEGER NOT NULL,        -- ms UTC of the latest check
+            metrics    TEXT NOT NULL            -- JSON object of the check's figures, e.g. {"age_s": 3.2}
+        ) WITHOUT ROWID;
+        CREATE TABLE heartbeat (
+            id          INTEGER PRIMARY KEY CHECK (id = 1),  -- one engine per database
+            ts_ms       INTEGER NOT NULL,       -- ms UTC of the latest beat
+            pid         INTEGER NOT NULL,       -- engine process id
+            host        TEXT NOT NULL,          -- hostname of the engine process
+            mode        TEXT NOT NULL,          -- e.g. ui, headless, paper
+            started_ms  INTEGER NOT NULL,       -- ms UTC the engine started
+            interval_ms INTEGER NOT NULL,       -- beat period, ms
+            stopped_ms  INTEGER,                -- ms UTC of a clean stop; NULL while running
+            statuses    TEXT NOT NULL           -- JSON object {subsystem: ok|degraded|down}
+        );
+        CREATE TABLE health_probe (
+            id    INTEGER PRIMARY KEY CHECK (id = 1),
+            ts_ms INTEGER NOT NULL,             -- ms UTC of the latest database probe write
+            token INTEGER NOT NULL              -- value written and read back by the probe
+        );
+        """,
+    ),
+    (
+        5,
+        "trading state: runners, intents, orders, fills, positions, cycles, equity, kill switch",
+        """
+        CREATE TABLE trading_runners (
+            id          INTEGER PRIMARY KEY,
+            strategy    TEXT NOT NULL,               -- registry name, e.g. envelope_dca
+            symbol      TEXT NOT NULL,               -- ccxt unified symbol
+            timeframe   TEXT NOT NULL,
+            mode        TEXT NOT NULL,               -- paper | live
+            params      TEXT NOT NULL,               -- JSON of the normalised params
+            created_ms  INTEGER NOT NULL,            -- ms UTC (wall clock)
+            UNIQUE (strategy, symbol, timeframe, mode)
+        );
+        CREATE TABLE trading_state (
+            runner_id   INTEGER PRIMARY KEY REFERENCES trading_runners(id),
+            cursor_ts   INTEGER,                     -- open time (ms UTC) of the last processed candle
+            n_candles   INTEGER NOT NULL,            -- candles processed so far
+            last_close  REAL,                        -- close of the last processed candle
+            finished    INTEGER NOT NULL DEFAULT 0,  -- 1: end-of-data exit done (replay)
+            grid        TEXT NOT NULL,               -- JSON: account, position, levels, stop, quote
+            updated_ms  INTEGER NOT NULL             -- ms UTC (wall clock)
+        );
+        CREATE TABLE trading_intents (
+            id          INTEGER PRIMARY KEY,
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            ts          INTEGER NOT NULL,            -- candle open time (ms UTC)
+            action      TEXT NOT NULL,               -- place | cancel | flatten
+            client_id   TEXT NOT NULL,
+            price       REAL,
+            status      TEXT NOT NULL                -- pending | done | failed
+        );
+        CREATE TABLE trading_orders (
+            client_id   TEXT PRIMARY KEY,            -- deterministic, see core.executor.client_ids
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            cycle       INTEGER NOT NULL,            -- 0-based cycle number of the runner
+            level       INTEGER NOT NULL,            -- level index for entries, -1 for exits
+            purpose     TEXT NOT NULL,               -- entry | stop | take_profit | exit
+            side        TEXT NOT NULL,               -- buy | sell
+            price       REAL,                        -- current limit/trigger price (quote currency)
+            status      TEXT NOT NULL,               -- pending | open | filled | cancelled
+            created_ts  INTEGER NOT NULL,            -- candle open time (ms UTC) when placed
+            updated_ts  INTEGER NOT NULL
+        );
+        CREATE INDEX trading_orders_runner ON trading_orders (runner_id, status);
+        CREATE TABLE trading_fills (
+            id          INTEGER PRIMARY KEY,
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            client_id   TEXT NOT NULL UNIQUE,        -- orders fill whole, once
+            ts          INTEGER NOT NULL,            -- candle open time (ms UTC)
+            kind        TEXT NOT NULL,               -- entry | exit
+            reason      TEXT,                        -- exits: tp | sl | end | kill
+            level       INTEGER NOT NULL,
+            side        TEXT NOT NULL,
+            price       REAL NOT NULL,
+            qty         REAL NOT NULL,
+            fee         REAL NOT NULL                -- USDT
+        );
+        CREATE TABLE trading_positions (
+            id          INTEGER PRIMARY KEY,         -- history: one row per change
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            ts          INTEGER NOT NULL,            -- candle open time (ms UTC)
+            qty         REAL NOT NULL,               -- base units, 0 when flat
+            avg_entry   REAL,
+            stop        REAL,                        -- the stop resting with the position
+            stop_client_id TEXT,
+            levels_filled INTEGER NOT NULL
+        );
+        CREATE INDEX trading_positions_runner ON trading_positions (runner_id, id);
+        CREATE TABLE trading_cycles (
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            idx         INTEGER NOT NULL,
+            open_time   INTEGER NOT NULL,
+            close_time  INTEGER NOT NULL,
+            side        TEXT NOT NULL,
+            levels_filled INTEGER NOT NULL,
+            avg_entry   REAL NOT NULL,
+            exit_price  REAL NOT NULL,
+            exit_reason TEXT NOT NULL,
+            qty         REAL NOT NULL,
+            pnl         REAL NOT NULL,
+            PRIMARY KEY (runner_id, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE trading_equity (
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            ts          INTEGER NOT NULL,            -- candle open time (ms UTC)
+            equity      REAL NOT NULL,               -- USDT at the candle's close
+            PRIMARY KEY (runner_id, ts)
+        ) WITHOUT ROWID;
+        CREATE TABLE kill_switch (
+            id          INTEGER PRIMARY KEY CHECK (id = 1),
+            active      INTEGER NOT NULL CHECK (active IN (0, 1)),
+            flatten     INTEGER NOT NULL CHECK (flatten IN (0, 1)),
+            actor       TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            changed_ms  INTEGER NOT NULL             -- ms UTC (wall clock)
+        );
+        """,
+    ),
+    (
+        6,
+        "risk: persisted equity peak, daily-loss baseline and trip state; rejection counters",
+        """
+        CREATE TABLE risk_state (
+            id               INTEGER PRIMARY KEY CHECK (id = 1),  -- one account per database
+            peak_equity      REAL NOT NULL,          -- USDT, highest equity seen (max_drawdown reference)
+            peak_ms          INTEGER NOT NULL,       -- ms UTC of the peak
+            day_start_ms     INTEGER NOT NULL,       -- 00:00 UTC of the baseline's day, ms UTC
+            day_start_equity REAL NOT NULL,          -- USDT, first equity seen that day (daily_loss_limit reference)
+            tripped          INTEGER NOT NULL CHECK (tripped IN (0, 1)),  -- a loss limit is breached now
+            trip_code        TEXT,                   -- max_drawdown | daily_loss_limit of the latest trip
+            trip_reason      TEXT,                   -- sentence of the latest trip
+            trip_ms          INTEGER,                -- ms UTC the latest trip started
+            updated_ms       INTEGER NOT NULL        -- ms UTC of the last write
+        );
+        CREATE TABLE risk_rejections (
+            code        TEXT PRIMARY KEY,            -- core.risk.rejection.RejectCode value
+            count       INTEGER NOT NULL CHECK (count >= 1),
+            first_ms    INTEGER NOT NULL,            -- ms UTC of the first rejection
+            last_ms     INTEGER NOT NULL,            -- ms UTC of the latest rejection
+            last_symbol TEXT NOT NULL,               -- ccxt unified symbol of the latest rejection
+            last_reason TEXT NOT NULL                -- sentence of the latest rejection
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
