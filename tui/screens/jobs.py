@@ -1,0 +1,323 @@
+"""Jobs screen: research jobs with progress; `n` new walk-forward job, `c` cancel, `o`/enter results.
+
+* The JobManager runs jobs in its threads and calls our subscriber on the event loop; the
+  subscriber only posts a `JobUpdate` message, whose handler updates the job's row by key
+  (changed cells only; the table is never cleared, so cursor and scroll stay).
+* Database reads (job list, results, combos) run in thread workers; their results come
+  back through `call_from_thread`.
+* A finished job opens `ResultsScreen`: grade, score and the five criteria, the top 10 combos
+  by OOS Sharpe, and a heatmap of OOS Sharpe over two parameters (`x` / `y` pick them).
+
+The manager comes from the constructor, else the app's `jobs` attribute.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Static
+
+from core.jobs.model import DONE, TERMINAL, JobEvent, JobRecord
+from core.errors import RadarError
+from tui.actions import Action
+from tui.widgets.heatmap import Heatmap, numeric_params
+from tui.widgets.job_form import ConfirmModal, JobForm
+
+from tui.screens.base import RadarScreen
+
+COLUMNS = (("id", "id"), ("what", "job"), ("state", "state"), ("progress", "progress"), ("phase", "phase"),
+           ("window", "window"), ("eta", "ETA"), ("detail", "detail"))
+BAR = 12
+
+
+def progress_bar(percent: float) -> str:
+    """A text bar with the percent printed: "[#####-------]  42%"."""
+    p = max(0.0, min(100.0, percent or 0.0))
+    n = int(round(p / 100 * BAR))
+    return f"[{'#' * n}{'-' * (BAR - n)}] {p:3.0f}%"
+
+
+def fmt_eta(eta: float | None) -> str:
+    if eta is None or not math.isfinite(eta):
+        return "—"
+    s = int(round(eta))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def job_title(params: dict) -> str:
+    syms = ",".join(s.get("symbol", "?") for s in params.get("series") or [])
+    return f"{params.get('strategy', '?')} {syms} {params.get('timeframe', '')}".strip()
+
+
+class JobsScreen(RadarScreen):
+    """See the module docstring."""
+
+    ACTIONS = (
+        Action("new-job", "n", "New walk-forward job (form)", "new_job"),
+        Action("cancel-job", "c", "Cancel the selected job (asks first)", "cancel_job", destructive=True),
+        Action("results", "o", "Open the selected finished job's results", "open_results", readonly_ok=True),
+    )
+    SCREEN_NUMBER = 5
+    SCREEN_TITLE = "Jobs"
+
+    DEFAULT_CSS = """
+    JobsScreen #jobs-help { height: 1; padding: 0 1; }
+    JobsScreen DataTable { height: 1fr; }
+    """
+
+    class JobUpdate(Message):
+        def __init__(self, event: JobEvent) -> None:
+            super().__init__()
+            self.event = event
+
+    class JobsLoaded(Message):
+        def __init__(self, records: list[JobRecord]) -> None:
+            super().__init__()
+            self.records = records
+
+    def __init__(self, manager: Any = None, *, form_defaults: dict | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.manager = manager
+        self.form_defaults = form_defaults
+        self.jobs: dict[int, dict] = {}          # id -> {"title", "state", "params"}
+        self._unsubscribe = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("n new job   c cancel   o/enter results", id="jobs-help")
+        yield DataTable(id="jobs-table", cursor_type="row")
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            t.add_column(label, key=key)
+        if self.manager is None:
+            self.manager = getattr(self.app, "jobs", None)
+        if self.manager is not None:
+            self._unsubscribe = self.manager.subscribe(lambda ev: self.post_message(self.JobUpdate(ev)))
+            self.run_worker(self._load, thread=True, exclusive=True, group="jobs-load")
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def _load(self) -> None:
+        try:
+            recs = self.manager.jobs(50)
+        except RadarError:
+            return
+        self.post_message(self.JobsLoaded(recs))
+
+    # ---------------------------------------------------------------- rows
+    def _set_row(self, job_id: int, cells: dict[str, str]) -> None:
+        t = self.query_one(DataTable)
+        key = str(job_id)
+        if key in t.rows:
+            for col, v in cells.items():
+                if t.get_cell(key, col) != v:
+                    t.update_cell(key, col, v)
+        else:
+            t.add_row(*(cells.get(k, "") for k, _ in COLUMNS), key=key)
+
+    def on_jobs_screen_jobs_loaded(self, msg: "JobsScreen.JobsLoaded") -> None:
+        for r in reversed(msg.records):
+            info = self.jobs.setdefault(r.id, {})
+            if info.get("from_event"):
+                continue
+            info.update(title=job_title(r.params), state=r.state, params=r.params, result=r.result)
+            self._set_row(r.id, {"id": str(r.id), "what": info["title"], "state": r.state.upper(),
+                                 "progress": progress_bar(r.progress), "phase": r.phase or "",
+                                 "window": "", "eta": "—", "detail": r.error or ""})
+
+    def on_jobs_screen_job_update(self, msg: "JobsScreen.JobUpdate") -> None:
+        ev = msg.event
+        info = self.jobs.setdefault(ev.job_id, {"title": f"{ev.kind} #{ev.job_id}"})
+        info["state"] = ev.state
+        info["from_event"] = True
+        cells = {"id": str(ev.job_id), "what": info["title"], "state": ev.state.upper(),
+                 "progress": progress_bar(ev.percent), "phase": ev.phase,
+                 "window": f"{ev.window}/{ev.n_windows}" if ev.n_windows else "",
+                 "eta": fmt_eta(ev.eta_s), "detail": ev.error or ev.detail}
+        self._set_row(ev.job_id, cells)
+
+    def selected_job(self) -> int | None:
+        t = self.query_one(DataTable)
+        if not t.row_count:
+            return None
+        key = t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
+        return int(key)
+
+    # ---------------------------------------------------------------- actions
+    def action_new_job(self) -> None:
+        if self.manager is None:
+            self.notify("no job manager in this session", severity="error")
+            return
+
+        def submitted(params: dict | None) -> None:
+            if params is None:
+                return
+            try:
+                job_id = self.manager.submit("optimize", params)
+            except RadarError as exc:
+                self.notify(f"job refused: {exc}", severity="error")
+                return
+            self.jobs.setdefault(job_id, {})["title"] = job_title(params)
+            self.jobs[job_id]["params"] = params
+            self._set_row(job_id, {"id": str(job_id), "what": job_title(params)})
+            t = self.query_one(DataTable)
+            t.move_cursor(row=t.get_row_index(str(job_id)))
+
+        self.app.push_screen(JobForm(defaults=self.form_defaults), submitted)
+
+    def action_cancel_job(self, confirmed: bool = False) -> None:
+        job_id = self.selected_job()
+        if job_id is None or self.manager is None:
+            return
+        info = self.jobs.get(job_id, {})
+        if info.get("state") in TERMINAL:
+            self.notify(f"job {job_id} is already {info['state']}")
+            return
+        # the console app confirms destructive actions itself (run_registered); a bare host does not
+        if confirmed or getattr(self.app, "run_registered", None) is not None:
+            self.manager.cancel(job_id)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.manager.cancel(job_id)
+
+        self.app.push_screen(ConfirmModal(f"Cancel job {job_id} ({info.get('title', '')})? Completed windows are "
+                                          "kept as a partial result."), answered)
+
+    def confirm_text(self, action: Action) -> str:
+        if action.name == "cancel-job":
+            job_id = self.selected_job()
+            if job_id is not None:
+                return (f"Cancel job {job_id} ({self.jobs.get(job_id, {}).get('title', '')})? Completed windows "
+                        "are kept as a partial result.")
+        return action.description
+
+    def action_open_results(self) -> None:
+        job_id = self.selected_job()
+        if job_id is None:
+            return
+        if self.jobs.get(job_id, {}).get("state") != DONE:
+            self.notify(f"job {job_id} has no results (state {self.jobs.get(job_id, {}).get('state', '?')})")
+            return
+        self.app.push_screen(ResultsScreen(self.manager, job_id))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_results()
+
+
+class ResultsScreen(Screen):
+    """A finished job's results (module docstring); `s` next symbol, `x` / `y` heatmap axes."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("x", "axis(0)", "Heatmap: next column param"),
+                Binding("y", "axis(1)", "Heatmap: next row param"), Binding("s", "next_result", "Next symbol")]
+
+    DEFAULT_CSS = """
+    ResultsScreen #res-head { height: auto; padding: 0 1; border-bottom: solid $primary; }
+    ResultsScreen #res-combos { height: 13; }
+    ResultsScreen #res-heat { height: auto; }
+    """
+
+    class Loaded(Message):
+        def __init__(self, results: list[tuple[dict, list[dict]]]) -> None:
+            super().__init__()
+            self.results = results
+
+    def __init__(self, manager: Any, job_id: int) -> None:
+        super().__init__()
+        self.manager = manager
+        self.job_id = job_id
+        self.results: list[tuple[dict, list[dict]]] = []
+        self.index = 0
+        self.params: list[str] = []
+        self.axes = [0, 1]
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"loading the results of job {self.job_id}…", id="res-head")
+        yield DataTable(id="res-combos", cursor_type="row")
+        yield Heatmap(id="res-heat")
+
+    def on_mount(self) -> None:
+        self.run_worker(self._load, thread=True)
+
+    def _load(self) -> None:
+        from core.optimize.results_store import combo_rows, get_result
+        from core.storage.db import open_sync
+
+        rec = self.manager.get(self.job_id)
+        ids = [r["result_id"] for r in ((rec.result or {}).get("results") or [])] if rec else []
+        conn = open_sync(self.manager.db_path)
+        try:
+            out = [(get_result(conn, rid).to_json(), combo_rows(conn, rid)) for rid in ids]
+        finally:
+            conn.close()
+        self.post_message(self.Loaded(out))
+
+    def on_results_screen_loaded(self, msg: "ResultsScreen.Loaded") -> None:
+        self.results = msg.results
+        self._show()
+
+    def _show(self) -> None:
+        head = self.query_one("#res-head", Static)
+        if not self.results:
+            head.update(f"job {self.job_id}: no stored results")
+            return
+        res, combos = self.results[self.index]
+        c = res["criteria"]
+        head.update(
+            f"job {self.job_id}  {res['strategy']} {res['symbol']} {res['timeframe']}  "
+            f"[{self.index + 1}/{len(self.results)}, s next]\n"
+            f"GRADE {res['grade']}  score {res['score']:.2f}  windows {res['windows']}  "
+            f"combos {res['combos_evaluated']}\n"
+            f"OOS Sharpe {c['oos_sharpe']:.3f} | consistency {c['consistency']:.3f} | OOS/IS {c['oos_is_ratio']:.3f} | "
+            f"DSR {c['dsr']:.3f} | param stability {c['param_stability']:.3f}\n"
+            f"best params {res['best_params']}")
+        t = self.query_one("#res-combos", DataTable)
+        t.clear(columns=True)
+        names = sorted({k for cb in combos for k in cb["params"]})
+        t.add_columns("#", *names, "OOS Sharpe", "IS Sharpe", "OOS return", "cycles", "picked")
+        top = sorted(combos, key=lambda cb: -(cb["oos_sharpe"] if math.isfinite(cb["oos_sharpe"]) else -1e18))[:10]
+        for i, cb in enumerate(top, 1):
+            t.add_row(str(i), *(f"{cb['params'].get(n, '')}" for n in names), f"{cb['oos_sharpe']:.3f}",
+                      f"{cb['is_sharpe']:.3f}", f"{cb['oos_return']:+.2%}", str(cb["oos_cycles"]),
+                      str(cb["times_selected"]), key=str(cb["combo"]))
+        self.params = numeric_params(combos)
+        self._heat()
+
+    def _heat(self) -> None:
+        hm = self.query_one(Heatmap)
+        if not self.results:
+            return
+        combos = self.results[self.index][1]
+        if len(self.params) < 2:
+            hm.show(combos, None, None)
+            return
+        x, y = (self.params[i % len(self.params)] for i in self.axes)
+        hm.show(combos, x, y)
+
+    def action_axis(self, which: int) -> None:
+        if len(self.params) < 2:
+            return
+        other = self.axes[1 - which]
+        nxt = (self.axes[which] + 1) % len(self.params)
+        if nxt == other % len(self.params):
+            nxt = (nxt + 1) % len(self.params)
+        self.axes[which] = nxt
+        self._heat()
+
+    def action_next_result(self) -> None:
+        if self.results:
+            self.index = (self.index + 1) % len(self.results)
+            self._show()
+
+
+# RadarScreen.__init_subclass__ sets BINDINGS after Textual merged them: merge again (harmless once fixed)
+JobsScreen._merged_bindings = JobsScreen._merge_bindings()

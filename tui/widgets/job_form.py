@@ -1,0 +1,163 @@
+"""The new walk-forward job form (a modal) and a yes/no confirmation modal.
+
+`JobForm` dismisses with the job params (`core.jobs.optimize_job.optimize_params` output)
+or None on escape; bad input is shown in the form, which stays open.
+`ConfirmModal(question)` dismisses with True (y / the Yes button) or False (n, escape).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from core.errors import RadarError
+
+
+def _date_ms(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        d = dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise RadarError(f"date {text!r}: use YYYY-MM-DD (UTC)") from None
+    return int(d.timestamp() * 1000)
+
+
+def _int(name: str, text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise RadarError(f"{name} must be a whole number, got {text!r}") from None
+
+
+class JobForm(ModalScreen):
+    """Strategy, symbols (comma separated), market, timeframe, data file (optional: else the
+    store), date range (optional), IS/OOS/step days, max combos."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close without starting"),
+                Binding("ctrl+s", "submit", "Start the job")]
+
+    DEFAULT_CSS = """
+    JobForm { align: center middle; }
+    JobForm > Vertical { width: 76; height: auto; max-height: 100%; border: thick $primary; padding: 0 1;
+                         background: $surface; overflow-y: auto; }
+    JobForm Horizontal { height: auto; }
+    JobForm Label { width: 16; padding: 1 1 0 0; }
+    JobForm Input, JobForm Select { width: 1fr; }
+    JobForm #form-error { color: $error; height: auto; }
+    JobForm #form-buttons { height: auto; align-horizontal: right; }
+    """
+
+    def __init__(self, strategies: list[str] | None = None, defaults: dict | None = None) -> None:
+        super().__init__()
+        if strategies is None:
+            from core.strategies import registry
+            strategies = registry.names()
+        self.strategies = strategies
+        self.defaults = {"strategy": strategies[0] if strategies else "", "symbols": "BTC/USDT",
+                         "market": "spot", "timeframe": "1h", "file": "", "start": "", "end": "",
+                         "is_days": "180", "oos_days": "60", "step_days": "60", "max_points": "500",
+                         **(defaults or {})}
+
+    def _row(self, label: str, widget) -> Horizontal:
+        return Horizontal(Label(label), widget)
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        with Vertical():
+            yield Static("New walk-forward job  (ctrl+s start, esc close)", classes="title")
+            yield self._row("strategy", Select([(s, s) for s in self.strategies], value=d["strategy"],
+                                               allow_blank=False, id="f-strategy"))
+            yield self._row("symbols", Input(d["symbols"], placeholder="BTC/USDT, ETH/USDT", id="f-symbols"))
+            yield self._row("market", Select([("spot", "spot"), ("futures", "futures")], value=d["market"],
+                                             allow_blank=False, id="f-market"))
+            yield self._row("timeframe", Input(d["timeframe"], id="f-timeframe"))
+            yield self._row("data file", Input(d["file"], placeholder="empty: the candle store", id="f-file"))
+            yield self._row("from (UTC)", Input(d["start"], placeholder="YYYY-MM-DD (optional)", id="f-start"))
+            yield self._row("to (UTC)", Input(d["end"], placeholder="YYYY-MM-DD (optional)", id="f-end"))
+            yield self._row("IS days", Input(d["is_days"], id="f-is"))
+            yield self._row("OOS days", Input(d["oos_days"], id="f-oos"))
+            yield self._row("step days", Input(d["step_days"], id="f-step"))
+            yield self._row("max combos", Input(d["max_points"], id="f-max"))
+            yield Static("", id="form-error")
+            with Horizontal(id="form-buttons"):
+                yield Button("Start", id="f-submit", variant="primary")
+                yield Button("Cancel", id="f-cancel")
+
+    def params(self) -> dict:
+        """The job params from the fields.
+
+        Raises:
+            RadarError: a field is invalid (the message names it).
+        """
+        from core.jobs.optimize_job import optimize_params
+
+        v = lambda wid: self.query_one(f"#{wid}", Input).value  # noqa: E731
+        market = str(self.query_one("#f-market", Select).value)
+        file = v("f-file").strip() or None
+        symbols = [s.strip() for s in v("f-symbols").split(",") if s.strip()]
+        if file is not None and len(symbols) != 1:
+            raise RadarError("a data file holds one symbol: give exactly one symbol with it")
+        series = [{"symbol": s, "market": market, "file": file} for s in symbols]
+        return optimize_params(str(self.query_one("#f-strategy", Select).value), v("f-timeframe").strip(), series,
+                               start_ms=_date_ms(v("f-start")), end_ms=_date_ms(v("f-end")),
+                               is_days=_int("IS days", v("f-is")), oos_days=_int("OOS days", v("f-oos")),
+                               step_days=_int("step days", v("f-step")),
+                               max_points=_int("max combos", v("f-max")))
+
+    def action_submit(self) -> None:
+        try:
+            p = self.params()
+        except RadarError as exc:
+            self.query_one("#form-error", Static).update(f"ERROR: {exc}")
+            return
+        self.dismiss(p)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "f-submit":
+            self.action_submit()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_submit()
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """Ask a yes/no question naming what will happen; y confirms, n or escape declines."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
+                Binding("escape", "answer(False)", "No")]
+
+    DEFAULT_CSS = """
+    ConfirmModal { align: center middle; }
+    ConfirmModal > Vertical { width: 60; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
+    ConfirmModal Horizontal { height: auto; align-horizontal: right; }
+    """
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.question)
+            yield Static("[y] yes   [n] no", markup=False)
+            with Horizontal():
+                yield Button("Yes", id="yes", variant="warning")
+                yield Button("No", id="no")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(bool(yes))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
