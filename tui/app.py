@@ -1,0 +1,526 @@
+"""RadarApp: the keyboard-driven console over a running Engine (same asyncio loop).
+
+    app = RadarApp(EngineAPI(engine), alerts=alert_engine, jobs=job_manager, health=watchdog,
+                   readonly=False)
+    await app.run_async()          # see tui.hosting.run_console: the engine is started first
+
+* Screens by number: 1 Scanner, 2 Grid, 3 Positions, 4 Alerts, 5 Jobs, 6 Health (2/5/6 are
+  imported from tui.screens.grid/jobs/health when those modules exist; a placeholder otherwise).
+* One registry (`tui.actions`): the app's own `APP_ACTIONS` + each screen's `ACTIONS` make
+  the key bindings, the `:` palette and the `?` help. `--readonly` refuses every action not
+  `readonly_ok`; destructive actions ask first (K names what it does; flatten-all /
+  cancel-all need the word typed).
+* Engine events only mark the console dirty; a 10 Hz timer repaints the header and the
+  visible screen (`tui.refresh.Coalescer`); hidden screens are repainted when shown.
+* `q` stops the engine (asks first when positions are open) -> return value "quit";
+  `d` detaches -> "detach" (the host keeps the engine running headless). No ctrl+z.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import math
+import socket
+import time
+from collections import deque
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.widgets import Static
+
+from tui.actions import Action
+from tui.refresh import Coalescer
+from tui.screens.base import RadarScreen
+from tui.widgets.confirm import ConfirmScreen, TypedConfirmScreen
+from tui.widgets.header import HeaderState, RadarHeader
+from tui.widgets.help import HelpScreen
+from tui.widgets.palette import PaletteCommand, PaletteScreen
+
+log = logging.getLogger(__name__)
+
+#: (number, name, module, class) of the numbered screens
+SCREENS: tuple[tuple[int, str, str, str], ...] = (
+    (1, "scanner", "tui.screens.scanner", "ScannerScreen"),
+    (2, "grid", "tui.screens.grid", "GridScreen"),
+    (3, "positions", "tui.screens.positions", "PositionsScreen"),
+    (4, "alerts", "tui.screens.alerts", "AlertsScreen"),
+    (5, "jobs", "tui.screens.jobs", "JobsScreen"),
+    (6, "health", "tui.screens.health", "HealthScreen"),
+)
+
+APP_ACTIONS: tuple[Action, ...] = tuple(
+    Action(name, str(num), f"Go to the {name.capitalize()} screen", f"show({name!r})", readonly_ok=True)
+    for num, name, _, _ in SCREENS) + (
+    Action("palette", "colon", "Open the command palette", "palette", readonly_ok=True),
+    Action("help", "question_mark", "Keys and commands of this screen", "help", readonly_ok=True),
+    Action("back", "escape", "Back to the previous screen", "back", readonly_ok=True),
+    Action("kill", "K", "Trip the kill switch: cancel pending entries, keep stops, block new entries",
+           "kill_switch", destructive=True),
+    Action("resume", "", "Clear the kill switch: entries are placed again from the next candle",
+           "resume", destructive=True),
+    Action("flatten-all", "", "Trip the kill switch and close every position at market (type FLATTEN)",
+           "flatten_all", destructive=True),
+    Action("cancel-all", "", "Cancel every pending entry order and block new ones (type CANCEL)",
+           "cancel_all", destructive=True),
+    Action("detach", "d", "Detach the console: the engine keeps running headless", "detach", readonly_ok=True),
+    Action("quit", "q", "Stop the engine gracefully and quit (asks when positions are open)", "quit_radar"),
+)
+
+TYPED_WORDS = {"flatten-all": "FLATTEN", "cancel-all": "CANCEL"}
+
+TF_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class SessionState:
+    """What the console remembers over its session: first prices, equity samples, ATR, feed ages."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, equity_points: int = 600,
+                 atr_period: int = 14) -> None:
+        self.clock = clock
+        self.first: dict[str, float] = {}
+        self.equity: deque[float] = deque(maxlen=equity_points)
+        self.atr_period = atr_period
+        self._tr: dict[str, deque[float]] = {}
+        self._prev_close: dict[str, float] = {}
+        self._last_close: dict[str, float] = {}
+        self._seen: dict[str, float] = {}
+        self._last_equity_at: float | None = None
+
+    def first_price(self, symbol: str, last: float | None) -> float | None:
+        if symbol not in self.first and last:
+            self.first[symbol] = last
+        return self.first.get(symbol)
+
+    def on_candle(self, symbol: str, high: float, low: float, close: float) -> None:
+        prev = self._prev_close.get(symbol)
+        tr = high - low if prev is None else max(high - low, abs(high - prev), abs(low - prev))
+        self._tr.setdefault(symbol, deque(maxlen=self.atr_period)).append(tr)
+        self._prev_close[symbol] = close
+        self._last_close[symbol] = close
+        self._seen[symbol] = self.clock()
+
+    def atr_pct(self, symbol: str) -> float | None:
+        trs = self._tr.get(symbol)
+        close = self._last_close.get(symbol)
+        if not trs or len(trs) < self.atr_period or not close:
+            return None
+        return sum(trs) / len(trs) / close * 100.0
+
+    def feed_age(self, symbol: str) -> float | None:
+        t = self._seen.get(symbol)
+        return None if t is None else max(0.0, self.clock() - t)
+
+    def max_feed_age(self) -> float | None:
+        ages = [self.clock() - t for t in self._seen.values()]
+        return max(ages) if ages else None
+
+    def sample_equity(self, equity: float | None, every_s: float = 1.0) -> None:
+        now = self.clock()
+        if equity is None or not math.isfinite(equity):
+            return
+        if self._last_equity_at is None or now - self._last_equity_at >= every_s:
+            self._last_equity_at = now
+            self.equity.append(float(equity))
+
+
+class _TickAPI:
+    """The engine API seen by one repaint: `snapshot()` computed once per tick."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self._snap: dict | None = None
+
+    def snapshot(self) -> dict:
+        if self._snap is None:
+            self._snap = self._api.snapshot()
+        return self._snap
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+class MissingScreen(RadarScreen):
+    """Placeholder for a numbered screen whose module is not there (yet)."""
+
+    def __init__(self, title: str, reason: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.reason = reason
+
+    def compose(self):
+        from textual.widgets import Footer
+
+        yield Static(f"{self.title_text}: not available in this build ({self.reason})", id="missing")
+        yield Footer()
+
+
+def _load_screen(num: int, name: str, module: str, cls_name: str) -> RadarScreen:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+        cls = getattr(mod, cls_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            log.error("screen %s cannot be imported: %s", name, exc)
+        return MissingScreen(name.capitalize(), "module missing" if exc.name == module else str(exc))
+    except Exception as exc:                      # a broken screen must not take the console down
+        log.exception("screen %s cannot be imported", name)
+        return MissingScreen(name.capitalize(), f"import error: {exc}")
+    try:
+        screen = cls()
+    except Exception as exc:
+        log.exception("screen %s cannot be created", name)
+        return MissingScreen(name.capitalize(), f"error: {exc}")
+    if not getattr(screen, "SCREEN_TITLE", ""):
+        screen.SCREEN_TITLE = name.capitalize()
+    return screen
+
+
+class RadarApp(App[str]):
+    """See the module docstring.
+
+    Args:
+        api: an EngineAPI (snapshot, positions, grid_state, kill, resume, events).
+        alerts: the AlertEngine (or None). jobs: the JobManager (or None). health: the health
+            watchdog (or None); screens reach them as `self.app.alerts/jobs/health`.
+        readonly: refuse every action that changes anything.
+        host_name: shown in the header (default: this machine's name).
+        actor: recorded as who acknowledged/killed (default "console:<user>").
+        clock: monotonic seconds (tests freeze it).
+        start_screen: the screen shown first.
+    """
+
+    TITLE = "Radar"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    Screen { layout: vertical; }
+    DataTable { height: 1fr; }
+    #missing { padding: 1 2; }
+    """
+    BINDINGS = [Binding("ctrl+q", "radar('quit')", "Quit", show=False, priority=True)] + [
+        Binding(a.key, f"radar({a.name!r})", a.description, show=a.key in ("colon", "question_mark", "K", "q", "d"))
+        for a in APP_ACTIONS if a.key]
+
+    def __init__(self, api: Any, *, alerts: Any = None, jobs: Any = None, health: Any = None,
+                 readonly: bool = False, host_name: str | None = None, actor: str | None = None,
+                 clock: Callable[[], float] = time.monotonic, start_screen: str = "scanner",
+                 max_hz: float = 10.0) -> None:
+        super().__init__()
+        self.api = api
+        self.alerts = alerts
+        self.jobs = jobs
+        self.health = health
+        self.readonly = readonly
+        self.host_name = host_name or socket.gethostname()
+        try:
+            user = getpass.getuser()
+        except Exception:
+            user = "operator"
+        self.actor = actor or f"console:{user}"
+        self.clock = clock
+        self.session = SessionState(clock)
+        self.coalescer = Coalescer(max_hz=max_hz, heartbeat_s=1.0, clock=clock)
+        self.start_screen = start_screen
+        self.engine_stopped = False
+        self.paints = 0
+        self._screens: dict[str, RadarScreen] = {}
+        self._history: list[str] = []
+        self._current = ""
+        self._sub = None
+        self._known_alerts: set[int] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_mount(self) -> None:
+        for num, name, module, cls_name in SCREENS:
+            screen = _load_screen(num, name, module, cls_name)
+            self._screens[name] = screen
+            self.install_screen(screen, name)
+        if self.alerts is not None:
+            self._known_alerts = {a.id for a in self.alerts.list()}
+            self.alerts.listeners.add(self._on_alert_changed)
+        events = getattr(self.api, "events", None)
+        if events is not None:
+            self._sub = events(maxsize=2000)
+            self.run_worker(self._pump_events(), name="engine-events", group="engine-events")
+        self._current = self.start_screen
+        self.push_screen(self.start_screen)
+        self.set_interval(self.coalescer.min_interval, self._tick, name="radar-refresh")
+        self.call_after_refresh(self.refresh_now)
+
+    def on_unmount(self) -> None:
+        if self.alerts is not None:
+            self.alerts.listeners.remove(self._on_alert_changed)
+        if self._sub is not None:
+            self._sub.close()
+
+    async def _pump_events(self) -> None:
+        from core.events.bus import AlertEvent, CandleEvent, KillSwitchEvent
+
+        sub = self._sub
+        try:
+            async for ev in sub:
+                if type(ev) is CandleEvent:
+                    self.session.on_candle(ev.symbol, ev.high, ev.low, ev.close)
+                elif isinstance(ev, KillSwitchEvent):
+                    self.notify(f"kill switch {'ON' if ev.active else 'off'} by {ev.actor}"
+                                f"{' (flatten)' if ev.flatten else ''}: {ev.reason}",
+                                severity="error" if ev.active else "information", timeout=8)
+                elif isinstance(ev, AlertEvent) and self.alerts is None:
+                    self._toast(ev.severity, ev.title)
+                self.coalescer.mark()
+        except StopAsyncIteration:
+            pass
+
+    def _on_alert_changed(self, alert: Any) -> None:
+        self.coalescer.mark()
+        if alert.id not in self._known_alerts:
+            self._known_alerts.add(alert.id)
+            self._toast(getattr(alert.severity, "value", alert.severity), alert.title)
+
+    def _toast(self, severity: str, title: str) -> None:
+        sev = str(severity)
+        self.notify(f"{sev.upper()}: {title}", title="alert",
+                    severity="error" if sev in ("critical", "error") else
+                    "warning" if sev == "warning" else "information", timeout=10)
+        if sev == "critical":
+            self.bell()
+
+    # ------------------------------------------------------------------ refresh
+    def _tick(self) -> None:
+        if self.coalescer.due():
+            self.refresh_now()
+
+    def active_radar_screen(self) -> RadarScreen | None:
+        for scr in reversed(self.screen_stack):
+            if isinstance(scr, RadarScreen):
+                return scr
+        return None
+
+    def refresh_now(self) -> None:
+        """Repaint the header and the visible screen now; the others are marked stale."""
+        api = _TickAPI(self.api)
+        try:
+            snap = api.snapshot()
+        except Exception as exc:
+            log.error("engine snapshot failed: %s", exc)
+            return
+        self.session.sample_equity(snap.get("equity"))
+        active = self.active_radar_screen()
+        for scr in self._screens.values():
+            if scr is not active:
+                scr.stale = True
+        if active is not None:
+            self.paint_header(active, api)
+            self.refresh_screen(active, api)
+        self.paints += 1
+
+    def refresh_screen(self, screen: RadarScreen, api: Any = None) -> None:
+        if not screen.is_mounted:
+            return
+        api = api or _TickAPI(self.api)
+        try:
+            with self.batch_update():
+                screen.refresh_data(api)
+            screen.stale = False
+        except Exception as exc:
+            log.exception("refresh of %s failed", type(screen).__name__)
+            self.notify(f"{type(screen).__name__}: refresh failed: {exc}", severity="error", timeout=5)
+
+    def header_state(self, api: Any = None) -> HeaderState:
+        snap = (api or self.api).snapshot()
+        ks = snap.get("kill_switch") or {}
+        active = self.active_radar_screen()
+        title = ""
+        if active is not None:
+            title = f"{getattr(active, 'SCREEN_NUMBER', '')} {getattr(active, 'SCREEN_TITLE', '')}".strip()
+        engine = getattr(self.api, "engine", None)
+        stopped = self.engine_stopped or bool(engine is not None and getattr(engine, "finished", False))
+        return HeaderState(host=self.host_name, mode=str(snap.get("mode", "paper")), screen=title,
+                           equity=snap.get("equity"), day_pnl=snap.get("day_pnl"),
+                           kill_active=bool(ks.get("active")), feed_age_s=self.session.max_feed_age(),
+                           alerts=self.alerts.unacknowledged_count() if self.alerts is not None else 0,
+                           readonly=self.readonly, stopped=stopped)
+
+    def paint_header(self, screen: RadarScreen, api: Any = None) -> None:
+        try:
+            header = screen.query_one(RadarHeader)
+        except Exception:
+            return
+        header.show(self.header_state(api))
+
+    # ------------------------------------------------------------------ registry dispatch
+    def app_action(self, name: str) -> Action | None:
+        return next((a for a in APP_ACTIONS if a.name == name), None)
+
+    async def action_radar(self, name: str) -> None:
+        await self.run_registered(self, name)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "radar" and parameters and self.readonly:
+            act = self.app_action(str(parameters[0]))
+            if act is not None and not act.readonly_ok:
+                return None
+        return True
+
+    async def run_registered(self, target: Any, name: str) -> None:
+        """Run action `name` of `target` (a RadarScreen or the app): refused in read-only unless
+        `readonly_ok`; destructive ones confirmed first."""
+        act = self.app_action(name) if target is self else target.find_action(name)
+        if act is None:
+            self.notify(f"unknown command {name!r}", severity="warning")
+            return
+        if self.readonly and not act.readonly_ok:
+            self.notify(f"read-only console: {act.name} is disabled", severity="warning")
+            return
+        if act.destructive:
+            self._confirm_then(target, act)
+            return
+        await target.run_action(act.method)
+
+    def _confirm_then(self, target: Any, act: Action) -> None:
+        async def done(ok: bool | None) -> None:
+            if ok:
+                await target.run_action(act.method)
+            else:
+                self.notify(f"{act.name}: cancelled, nothing done", timeout=3)
+
+        word = TYPED_WORDS.get(act.name) if target is self else getattr(target, "confirm_word", lambda a: None)(act)
+        text = self.confirm_text(act) if target is self else target.confirm_text(act)
+        if word:
+            self.push_screen(TypedConfirmScreen(f"{act.name}: are you sure?", text, word), done)
+        else:
+            label = {"kill": "Trip kill switch", "resume": "Resume trading"}.get(act.name, act.name)
+            self.push_screen(ConfirmScreen(f"{act.name}: confirm", text, label), done)
+
+    def confirm_text(self, act: Action) -> str:
+        snap = self.api.snapshot()
+        runners = sum(len(v) for v in (snap.get("symbols") or {}).values())
+        pending = sum(1 for v in (snap.get("symbols") or {}).values() for e in v
+                      for o in ((e.get("grid") or {}).get("open_orders") or []) if o.get("purpose") == "entry")
+        positions = self.api.positions()
+        pos_list = ", ".join(f"{p['symbol']} {p.get('side', '')} {p['qty']:.6g}" for p in positions) or "none"
+        if act.name == "kill":
+            return (f"TRIP THE KILL SWITCH on {runners} runner(s): cancel the {pending} pending entry order(s), "
+                    f"keep the stops of the {len(positions)} open position(s) ({pos_list}), and block new "
+                    "entries until `:resume`. Positions are NOT closed.")
+        if act.name == "resume":
+            return "CLEAR THE KILL SWITCH: the strategies place entry orders again from the next candle."
+        if act.name == "flatten-all":
+            return (f"TRIP THE KILL SWITCH AND CLOSE EVERY POSITION AT MARKET: {len(positions)} position(s): "
+                    f"{pos_list}; the {pending} pending entry order(s) are cancelled.")
+        if act.name == "cancel-all":
+            return (f"CANCEL THE {pending} PENDING ENTRY ORDER(S) on {runners} runner(s) and block new entries "
+                    "(kill switch on, stops kept, positions not closed).")
+        return act.description
+
+    # ------------------------------------------------------------------ app actions
+    def action_show(self, name: str) -> None:
+        if name not in self._screens:
+            return
+        if name == self._current and self.screen is self._screens[name]:
+            return
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, RadarScreen):
+            self.pop_screen()                       # close modals first
+        self._history.append(self._current)
+        self._history = self._history[-20:]
+        self._current = name
+        self.switch_screen(name)
+        self.coalescer.mark()
+
+    def action_back(self) -> None:
+        while self._history:
+            name = self._history.pop()
+            if name != self._current and name in self._screens:
+                self._current = name
+                self.switch_screen(name)
+                self.coalescer.mark()
+                return
+
+    def open_grid(self, symbol: str) -> None:
+        self.action_show("grid")
+        grid = self._screens.get("grid")
+        for attr in ("show_symbol", "select_symbol"):
+            fn = getattr(grid, attr, None)
+            if callable(fn):
+                fn(symbol)
+                break
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        active = self.active_radar_screen()
+        acts: list[Action] = list(active.ACTIONS) if active is not None else []
+        acts += [a for a in APP_ACTIONS if a.name not in {x.name for x in acts}]
+        return [PaletteCommand(a.name, a.description, a.key, not self.readonly or a.readonly_ok) for a in acts]
+
+    def action_palette(self) -> None:
+        active = self.active_radar_screen()
+
+        async def chosen(name: str | None) -> None:
+            if not name:
+                return
+            if active is not None and active.find_action(name) is not None:
+                await self.run_registered(active, name)
+            elif self.app_action(name) is not None:
+                await self.run_registered(self, name)
+
+        self.push_screen(PaletteScreen(self.palette_commands()), chosen)
+
+    def action_help(self) -> None:
+        active = self.active_radar_screen()
+        self.push_screen(HelpScreen(getattr(active, "SCREEN_TITLE", ""), tuple(getattr(active, "ACTIONS", ())),
+                                    APP_ACTIONS, self.readonly))
+
+    async def action_kill_switch(self) -> None:
+        res = await self.api.kill(self.actor, flatten=False, reason="console K")
+        self.notify(f"KILL SWITCH ON: {res.get('cancelled_entries', 0)} entry order(s) cancelled, stops kept",
+                    severity="error", timeout=10)
+        self.coalescer.mark()
+
+    async def action_resume(self) -> None:
+        await self.api.resume(self.actor, reason="console resume")
+        self.notify("kill switch cleared: entries resume from the next candle", timeout=8)
+        self.coalescer.mark()
+
+    async def action_flatten_all(self) -> None:
+        res = await self.api.kill(self.actor, flatten=True, reason="console flatten-all")
+        self.notify(f"FLATTEN ALL: {res.get('flattened', 0)} position(s) closed, kill switch ON",
+                    severity="error", timeout=10)
+        self.coalescer.mark()
+
+    async def action_cancel_all(self) -> None:
+        res = await self.api.kill(self.actor, flatten=False, reason="console cancel-all")
+        self.notify(f"CANCEL ALL: {res.get('cancelled_entries', 0)} entry order(s) cancelled, kill switch ON",
+                    severity="error", timeout=10)
+        self.coalescer.mark()
+
+    def action_detach(self) -> None:
+        self.exit("detach")
+
+    def action_quit_radar(self) -> None:
+        positions = self.api.positions()
+        if not positions:
+            self.exit("quit")
+            return
+        pos_list = ", ".join(f"{p['symbol']} {p.get('side', '')} {p['qty']:.6g}" for p in positions)
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.exit("quit")
+            else:
+                self.notify("quit cancelled: the engine keeps running (d detaches the console)", timeout=4)
+
+        self.push_screen(ConfirmScreen(
+            "quit: stop the engine?",
+            f"{len(positions)} POSITION(S) ARE OPEN: {pos_list}. Quitting stops the engine after the candle in "
+            "progress; the positions and their stops are kept in the state and resume at the next `radar run`, "
+            "but nothing watches them meanwhile. (d detaches instead: the engine keeps running.)",
+            "Stop engine and quit"), done)
+
+    async def action_quit(self) -> None:               # ctrl+q and anything calling app.quit
+        await self.run_registered(self, "quit")
+
+    def detach(self, reason: str = "detach") -> None:
+        """Leave the console, the engine carries on (called by the host on SIGHUP)."""
+        self.exit("detach")

@@ -1,0 +1,323 @@
+"""RadarScreen: the base of every numbered console screen.
+
+Contract (other screens rely on it):
+
+* `ACTIONS: tuple[Action, ...]` declares the screen's operator actions (`tui.actions`); the
+  key bindings, the `:` palette and the `?` help are built from it. Each action's `method`
+  names an `action_<method>` of the screen. Bindings go through `action_radar(name)`, so
+  the app can refuse it in `--readonly` and ask a confirmation for destructive ones first.
+* `refresh_data(api)` is called by the app at most 10 times a second, only while the
+  screen is visible (`tui.refresh`); it must be cheap (in-memory queries, no I/O) and
+  update widgets in place (`sync_table` for DataTables).
+* `SCREEN_NUMBER` / `SCREEN_TITLE`: the number key and the name in the header and palette.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable
+
+from tui.actions import Action
+
+
+class RadarScreen(Screen):
+    """Base screen (see the module docstring)."""
+
+    ACTIONS: ClassVar[tuple[Action, ...]] = ()
+    SCREEN_NUMBER: ClassVar[int] = 0
+    SCREEN_TITLE: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # BINDINGS must be set before Textual merges them at class creation (DOMNode.__init_subclass__)
+        if "ACTIONS" in cls.__dict__ and not getattr(cls, "_radar_bindings_from", None) is cls:
+            own = [b for b in cls.__dict__.get("BINDINGS", []) or []]
+            cls.BINDINGS = own + [Binding(a.key, f"radar({a.name!r})", a.description, show=True)
+                                  for a in cls.__dict__["ACTIONS"] if a.key]
+            cls._radar_bindings_from = cls
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: set when data changed while the screen was hidden: repainted when shown
+        self.stale = True
+
+    # ------------------------------------------------------------------ registry dispatch
+    def find_action(self, name: str) -> Action | None:
+        return next((a for a in self.ACTIONS if a.name == name), None)
+
+    async def action_radar(self, name: str) -> None:
+        """Run registered action `name` through the app (readonly guard, confirmations)."""
+        run = getattr(self.app, "run_registered", None)
+        if run is not None:
+            await run(self, name)
+        else:                                         # a bare App (tests of one screen)
+            act = self.find_action(name)
+            if act is not None:
+                await self.run_action(act.method)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "radar" and parameters:
+            act = self.find_action(str(parameters[0]))
+            if act is not None and getattr(self.app, "readonly", False) and not act.readonly_ok:
+                return None                           # shown disabled in the footer, not run
+        return True
+
+    # ------------------------------------------------------------------ data
+    def refresh_data(self, api: Any) -> None:
+        """Repaint from the engine API (override)."""
+
+    def confirm_text(self, action: Action) -> str:
+        """The confirmation naming what a destructive `action` will do (override for detail)."""
+        return action.description
+
+    def _on_mount(self) -> None:
+        from tui.widgets.header import RadarHeader
+
+        if not self.query(RadarHeader):
+            header = RadarHeader(id="radar-header")
+            if self.children:
+                self.mount(header, before=0)
+            else:
+                self.mount(header)
+        paint = getattr(self.app, "paint_header", None)
+        if paint is not None:
+            self.call_after_refresh(paint, self)
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            refresh = getattr(self.app, "refresh_screen", None)
+            if refresh is not None:
+                refresh(self)
+
+
+# ---------------------------------------------------------------------- table helpers
+def cell_plain(value: object) -> str:
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+def sync_table(table: DataTable, rows: Mapping[str, Sequence[object]], column_keys: Sequence[str],
+               cache: dict[str, tuple[str, ...]]) -> bool:
+    """Bring `table` to `rows` ({row key: cells in column order}) in place: changed cells are
+    updated, new rows added, vanished rows removed; never cleared, so the cursor and the scroll
+    stay where the operator left them. `cache` holds the plain text of each row as last shown
+    (owned by the caller). Returns True when rows were added or removed (order may need sorting)."""
+    structural = False
+    cursor_key = current_row_key(table)
+    for key in [k for k in cache if k not in rows]:
+        table.remove_row(key)
+        del cache[key]
+        structural = True
+    for key, cells in rows.items():
+        plain = tuple(cell_plain(c) for c in cells)
+        old = cache.get(key)
+        if old is None:
+            table.add_row(*cells, key=key)
+            structural = True
+        elif old != plain:
+            for col, new, was, value in zip(column_keys, plain, old, cells):
+                if new != was:
+                    table.update_cell(key, col, value)
+        cache[key] = plain
+    if structural and cursor_key is not None and cursor_key in cache:
+        keep_cursor(table, cursor_key)
+    return structural
+
+
+def current_row_key(table: DataTable) -> str | None:
+    if table.row_count == 0:
+        return None
+    try:
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    except Exception:
+        return None
+
+
+def keep_cursor(table: DataTable, key: str | None) -> None:
+    """Put the cursor back on row `key` (after a sort or a removal above it)."""
+    if key is None:
+        return
+    try:
+        idx = table.get_row_index(key)
+    except Exception:
+        return
+    if idx != table.cursor_row:
+        table.move_cursor(row=idx, animate=False, scroll=False)
+
+
+class SortValue(Text):
+    """A Text cell carrying the raw value it was formatted from (for sorting)."""
+
+    def __init__(self, text: str, sort_value: Any = None, style: str = "", justify: str | None = None) -> None:
+        super().__init__(text, style=style, justify=justify)  # type: ignore[arg-type]
+        self.sort_value = sort_value
+
+
+def sort_key(value: object) -> tuple[int, Any]:
+    v = getattr(value, "sort_value", None)
+    if v is None:
+        return (1, cell_plain(value))
+    return (0, v) if isinstance(v, (int, float)) else (0, str(v))
+
+
+# ---------------------------------------------------------------------- formatting (colour never alone)
+def fmt_signed(v: float | None, digits: int = 2, suffix: str = "", arrow: bool = False) -> SortValue:
+    """+1.23 / −1.23 with an arrow when asked; style green/red on top of the sign."""
+    if v is None:
+        return SortValue("—", None, style="dim", justify="right")
+    sign = "+" if v > 0 else ("−" if v < 0 else "±")
+    a = ("↑ " if v > 0 else "↓ " if v < 0 else "· ") if arrow else ""
+    style = "green" if v > 0 else "red" if v < 0 else ""
+    return SortValue(f"{a}{sign}{abs(v):,.{digits}f}{suffix}", v, style=style, justify="right")
+
+
+def fmt_num(v: float | None, digits: int | None = None, suffix: str = "") -> SortValue:
+    if v is None:
+        return SortValue("—", None, style="dim", justify="right")
+    if digits is None:
+        digits = 2 if abs(v) >= 100 else 4 if abs(v) >= 1 else 6
+    return SortValue(f"{v:,.{digits}f}{suffix}", v, justify="right")
+
+
+def fmt_age(seconds: float | None) -> SortValue:
+    if seconds is None:
+        return SortValue("—", None, style="dim", justify="right")
+    s = int(seconds)
+    txt = f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h"
+    style = "" if s < 60 else "yellow" if s < 300 else "bold red"
+    mark = "" if s < 60 else " !"
+    return SortValue(txt + mark, seconds, style=style, justify="right")
+
+
+def rows_of_symbols(snapshot: Mapping[str, Any]) -> Iterable[tuple[str, str, dict]]:
+    """(row key, symbol, entry) for every (symbol, strategy) of a snapshot."""
+    for symbol, entries in (snapshot.get("symbols") or {}).items():
+        for e in entries:
+            yield f"{symbol}|{e.get('strategy', '')}", symbol, e
+
+
+# ---------------------------------------------------------------------- table screens
+from textual.app import ComposeResult  # noqa: E402
+from textual.widgets import Footer, Input  # noqa: E402
+
+FILTER = Action("filter", "slash", "Filter the rows (esc clears)", "filter", readonly_ok=True)
+SORT = Action("sort", "o", "Sort by the next column", "sort_next", readonly_ok=True)
+SORT_REV = Action("sort-reverse", "O", "Reverse the sort order", "sort_reverse", readonly_ok=True)
+
+
+class FilterInput(Input):
+    DEFAULT_CSS = "FilterInput { height: 3; display: none; } FilterInput.-shown { display: block; }"
+    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
+
+    def action_clear_filter(self) -> None:
+        self.value = ""
+        self.remove_class("-shown")
+        scr = self.screen
+        if isinstance(scr, TableScreen):
+            scr.table.focus()
+
+
+class TableScreen(RadarScreen):
+    """A RadarScreen around one live DataTable: rows by key, `/` filter, `o`/`O` sort."""
+
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()   # (key, label)
+    TABLE_ID: ClassVar[str] = "table"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filter_text = ""
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self._cache: dict[str, tuple[str, ...]] = {}
+        self._last_rows: dict[str, Sequence[object]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_top()
+        table = DataTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
+        for key, label in self.COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield from self.compose_bottom()
+        yield FilterInput(placeholder="/filter (enter keeps it, esc clears)", id="filter")
+        yield Footer()
+
+    def compose_top(self) -> ComposeResult:
+        return iter(())
+
+    def compose_bottom(self) -> ComposeResult:
+        return iter(())
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one(f"#{self.TABLE_ID}", DataTable)
+
+    def build_rows(self, api: Any) -> dict[str, Sequence[object]]:
+        """{row key: cells in COLUMNS order} (override)."""
+        return {}
+
+    def filter_matches(self, key: str, cells: Sequence[object]) -> bool:
+        t = self.filter_text.lower()
+        return not t or any(t in cell_plain(c).lower() for c in cells) or t in key.lower()
+
+    def refresh_data(self, api: Any) -> None:
+        rows = self.build_rows(api)
+        self._last_rows = rows
+        self._apply_rows()
+
+    def _apply_rows(self) -> None:
+        rows = {k: v for k, v in self._last_rows.items() if self.filter_matches(k, v)}
+        table = self.table
+        structural = sync_table(table, rows, [k for k, _ in self.COLUMNS], self._cache)
+        if structural and self.sort_column is not None:
+            self._sort()
+        self.after_refresh(rows)
+
+    def after_refresh(self, rows: Mapping[str, Sequence[object]]) -> None:
+        """Hook after each refresh (totals, sparkline...)."""
+
+    def selected_key(self) -> str | None:
+        return current_row_key(self.table)
+
+    # ------------------------------------------------------------------ filter / sort
+    def action_filter(self) -> None:
+        f = self.query_one(FilterInput)
+        f.add_class("-shown")
+        self.call_after_refresh(f.focus)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if isinstance(event.input, FilterInput):
+            self.filter_text = event.value
+            self._apply_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if isinstance(event.input, FilterInput):
+            event.stop()
+            if not event.value:
+                event.input.remove_class("-shown")
+            self.table.focus()
+
+    def action_sort_next(self) -> None:
+        keys = [k for k, _ in self.COLUMNS]
+        if not keys:
+            return
+        i = keys.index(self.sort_column) + 1 if self.sort_column in keys else 0
+        self.sort_column = keys[i % len(keys)]
+        self._sort()
+        self.notify(f"sorted by {dict(self.COLUMNS)[self.sort_column]}", timeout=1.5)
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        if self.sort_column is None:
+            self.sort_column = self.COLUMNS[0][0]
+        self._sort()
+
+    def _sort(self) -> None:
+        table = self.table
+        if self.sort_column is None or table.row_count == 0:
+            return
+        key = current_row_key(table)
+        table.sort(self.sort_column, key=sort_key, reverse=self.sort_reverse)
+        keep_cursor(table, key)

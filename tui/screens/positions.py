@@ -1,0 +1,186 @@
+"""3 Positions: open positions, totals, the session's equity sparkline; `enter` = per-level detail.
+
+Columns: symbol, side, levels filled (k/n), qty, average entry, mark (last close), unrealised
+P&L in USDT and in % of the cost, signed distance from the mark to the stop and to the
+take-profit, notional (qty x mark) and leverage (notional / equity).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Sparkline, Static
+
+from tui.actions import Action
+from tui.screens.base import (FILTER, SORT, SORT_REV, SortValue, TableScreen, fmt_num, fmt_signed,
+                              rows_of_symbols)
+
+
+def position_rows(snap: Mapping[str, Any]) -> list[tuple[str, str, dict, dict]]:
+    """(row key, symbol, entry, position) of every open position in a snapshot."""
+    out = []
+    for key, symbol, e in rows_of_symbols(snap):
+        pos = e.get("position") or {}
+        if pos.get("qty"):
+            out.append((key, symbol, e, pos))
+    return out
+
+
+class PositionDetailScreen(ModalScreen[None]):
+    """The grid of one position, level by level."""
+
+    DEFAULT_CSS = """
+    PositionDetailScreen { align: center middle; }
+    PositionDetailScreen > VerticalScroll { width: 90%; max-width: 100; height: 90%; border: round $accent;
+                                            background: $surface; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("q", "close", "Back", show=False)]
+
+    def __init__(self, symbol: str, strategy: str, grid: dict, position: dict, mark: float | None) -> None:
+        super().__init__()
+        self.symbol, self.strategy, self.grid, self.position, self.mark = symbol, strategy, grid, position, mark
+
+    def compose(self) -> ComposeResult:
+        g, p = self.grid, self.position
+        with VerticalScroll():
+            head = Text()
+            head.append(f"{self.symbol}  {self.strategy}  {p.get('side', '')}\n", "bold")
+            head.append(f"qty {p.get('qty', 0):.6g}   avg entry {p.get('avg_entry') or 0:,.6g}   "
+                        f"mark {self.mark or 0:,.6g}   stop {p.get('stop') or 0:,.6g}   "
+                        f"take-profit {g.get('take_profit') or 0:,.6g}\n")
+            head.append(f"levels filled {g.get('levels_filled', 0)}/{g.get('num_levels', 0)}   "
+                        f"cycles so far {g.get('cycles', 0)}   cash {g.get('cash', 0):,.2f}   "
+                        f"equity {g.get('equity', 0):,.2f}\n")
+            yield Static(head)
+            t = Table(title="levels", title_justify="left", box=None)
+            for c in ("level", "price", "Δ mark %", "status", "order"):
+                t.add_column(c, justify="right" if c in ("price", "Δ mark %") else "left")
+            orders = {o.get("level"): o for o in g.get("open_orders") or [] if o.get("purpose") == "entry"}
+            filled = int(g.get("levels_filled") or 0)
+            for i, price in enumerate(g.get("levels") or []):
+                status = "filled ✓" if i < filled else ("pending" if i in orders else "—")
+                d = (price - self.mark) / self.mark * 100 if price and self.mark else None
+                ds = "—" if d is None else f"{'+' if d > 0 else '−' if d < 0 else '±'}{abs(d):.2f}%"
+                t.add_row(f"L{i}", "—" if price is None else f"{price:,.6g}", ds, status,
+                          orders[i]["client_id"] if i in orders else "")
+            yield Static(t)
+            o = Table(title="open orders", title_justify="left", box=None)
+            for c in ("client id", "purpose", "level", "price"):
+                o.add_column(c)
+            for od in g.get("open_orders") or []:
+                o.add_row(str(od.get("client_id")), str(od.get("purpose")), str(od.get("level")),
+                          "—" if od.get("price") is None else f"{od['price']:,.6g}")
+            yield Static(o)
+            yield Static(Text("esc: back", style="dim"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class PositionsScreen(TableScreen):
+    SCREEN_NUMBER = 3
+    SCREEN_TITLE = "Positions"
+    COLUMNS = (("symbol", "Symbol"), ("side", "Side"), ("levels", "Lvls"), ("qty", "Qty"), ("avg", "Avg entry"),
+               ("mark", "Mark"), ("upnl", "uPnL USDT"), ("upct", "uPnL%"), ("dstop", "→Stop%"), ("dtp", "→TP%"),
+               ("notional", "Notional"), ("lev", "Lev"), ("strategy", "Strategy"))
+    ACTIONS = (
+        Action("detail", "enter", "Show the per-level detail of the selected position", "detail",
+               readonly_ok=True),
+        FILTER, SORT, SORT_REV,
+    )
+    DEFAULT_CSS = """
+    PositionsScreen #totals { height: 1; padding: 0 1; }
+    PositionsScreen #equity-spark { height: 3; margin: 0 1; }
+    PositionsScreen #equity-label { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._spark_len = -1
+        self._totals_plain = ""
+        self._snap: Mapping[str, Any] = {}
+
+    def compose_bottom(self) -> ComposeResult:
+        yield Static("", id="totals")
+        yield Static("session equity", id="equity-label")
+        yield Sparkline([], id="equity-spark")
+
+    def build_rows(self, api: Any) -> dict[str, Sequence[object]]:
+        snap = api.snapshot()
+        self._snap = snap
+        equity = snap.get("equity") or 0.0
+        rows: dict[str, Sequence[object]] = {}
+        for key, symbol, e, p in position_rows(snap):
+            grid = e.get("grid") or {}
+            qty, avg, mark = p["qty"], p.get("avg_entry"), e.get("last_price")
+            upnl = p.get("unrealized")
+            cost = qty * avg if avg else None
+            notional = qty * mark if mark else None
+            stop, tp = p.get("stop"), grid.get("take_profit")
+            side = p.get("side") or "long"
+            rows[key] = (
+                SortValue(symbol, symbol, style="bold"),
+                SortValue(("▲ " if side == "long" else "▼ ") + side, side),
+                SortValue(f"{p.get('levels_filled', 0)}/{grid.get('num_levels', '?')}", p.get("levels_filled", 0),
+                          justify="right"),
+                fmt_num(qty, 6),
+                fmt_num(avg),
+                fmt_num(mark),
+                fmt_signed(upnl, 2),
+                fmt_signed(upnl / cost * 100 if upnl is not None and cost else None, 2, "%"),
+                fmt_signed((stop - mark) / mark * 100 if stop and mark else None, 2, "%"),
+                fmt_signed((tp - mark) / mark * 100 if tp and mark else None, 2, "%"),
+                fmt_num(notional, 2),
+                fmt_num(notional / equity if notional and equity else None, 2, "x"),
+                SortValue(str(e.get("strategy", "")), str(e.get("strategy", "")), style="dim"),
+            )
+        return rows
+
+    def after_refresh(self, rows: Mapping[str, Sequence[object]]) -> None:
+        snap = self._snap
+        opened = position_rows(snap)
+        upnl = sum(p.get("unrealized") or 0.0 for _, _, _, p in opened)
+        notional = sum(p["qty"] * (e.get("last_price") or 0.0) for _, _, e, p in opened)
+        eq = snap.get("equity")
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f"{len(opened)} open", "bold")
+        t.append(" │ uPnL ")
+        sign = "+" if upnl > 0 else "−" if upnl < 0 else "±"
+        t.append(f"{sign}{abs(upnl):,.2f} USDT", "green" if upnl > 0 else "red" if upnl < 0 else "")
+        t.append(f" │ notional {notional:,.2f}")
+        if eq:
+            t.append(f" │ equity {eq:,.2f} │ lev {notional / eq:,.2f}x")
+        if t.plain != self._totals_plain:
+            self._totals_plain = t.plain
+            self.query_one("#totals", Static).update(t)
+        session = getattr(self.app, "session", None)
+        if session is not None and len(session.equity) != self._spark_len:
+            self._spark_len = len(session.equity)
+            self.query_one(Sparkline).data = list(session.equity)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.run_worker(self.action_radar("detail"), exclusive=True, group="detail")
+
+    def action_detail(self) -> None:
+        key = self.selected_key()
+        api = getattr(self.app, "api", None)
+        if key is None or api is None:
+            return
+        symbol, strategy = key.split("|", 1)
+        snap = api.snapshot()
+        entry = next((e for e in (snap.get("symbols") or {}).get(symbol, []) if e.get("strategy") == strategy), None)
+        if entry is None:
+            return
+        try:
+            grid = api.grid_state(symbol, strategy)
+        except TypeError:                             # an API without the strategy argument
+            grid = api.grid_state(symbol)
+        self.app.push_screen(PositionDetailScreen(symbol, strategy, grid, entry.get("position") or {},
+                                                  entry.get("last_price")))
