@@ -277,6 +277,3 @@ class GridScreen(RadarScreen):
     def action_prev_symbol(self) -> None:
         self._step(-1)
 
-
-# RadarScreen.__init_subclass__ sets BINDINGS after Textual merged them: merge again (harmless once fixed)
-GridScreen._merged_bindings = GridScreen._merge_bindings()

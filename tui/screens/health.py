@@ -168,6 +168,3 @@ class HealthScreen(RadarScreen):
     def action_repaint(self) -> None:
         self.refresh_data(self._api)
 
-
-# RadarScreen.__init_subclass__ sets BINDINGS after Textual merged them: merge again (harmless once fixed)
-HealthScreen._merged_bindings = HealthScreen._merge_bindings()

@@ -318,6 +318,3 @@ class ResultsScreen(Screen):
             self.index = (self.index + 1) % len(self.results)
             self._show()
 
-
-# RadarScreen.__init_subclass__ sets BINDINGS after Textual merged them: merge again (harmless once fixed)
-JobsScreen._merged_bindings = JobsScreen._merge_bindings()
