@@ -1,0 +1,300 @@
+"""The Engine: DataEngine -> StrategyRunners -> executor/gateway -> SQLite + event bus.
+
+One asyncio loop hosts it (and, later, the console and Telegram); it runs headless too.
+
+    engine = Engine(db_path, sources, runner_specs, account)
+    await engine.run()          # start, process until the data ends (replay) or stop()
+
+* `sources`: one `CandleSource` per (symbol, timeframe): a feed factory plus the stored
+  history used to warm the strategies up / rebuild their history on resume.
+* start: takes the database's engine lock (a second engine is refused), opens the state
+  store, loads the kill switch, builds and restores every runner, and starts the
+  DataEngine after the oldest runner cursor (replay resumes after the last processed candle).
+* each ClosedCandle goes to the runners of its (symbol, timeframe) in order; each candle
+  is one SQLite transaction per runner (see `core.engine.runner`).
+* a replay that reaches the end of its data closes the open cycles ("end"), then stops;
+  `stop()` (SIGINT/SIGTERM) stops after the candle in progress, state persisted, without
+  any end-of-data exit, so the next start resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from core.backtest.result import Account
+from core.data.engine import DataEngine
+from core.data.feed import ClosedCandle, FeedReconnect
+from core.engine.runner import StrategyRunner
+from core.events.bus import EngineStatus, EventBus, HealthEvent
+from core.executor.kill_switch import KillSwitch
+from core.executor.state_store import EngineLock, StateStore
+from core.errors import RadarError
+
+log = logging.getLogger(__name__)
+
+HistoryRows = Iterable[tuple[int, float, float, float, float]]
+
+
+@dataclass
+class CandleSource:
+    """Candles of one (symbol, timeframe).
+
+    Attributes:
+        make_feed: `make_feed(start_after_ts) -> CandleFeed` (replay or live).
+        history: `history(up_to_ts, n) -> rows (ts, o, h, l, c)` oldest first with ts <= up_to_ts
+            (None = the newest), at most n; used to warm up and to rebuild history on resume.
+        replay: True when the feed ends (end of data => end-of-data exits).
+        store_db: candle store the DataEngine upserts closed candles into (live), or None.
+    """
+
+    symbol: str
+    timeframe: str
+    make_feed: Callable[[int | None], Any]
+    history: Callable[[int | None, int], HistoryRows]
+    replay: bool = True
+    store_db: Path | None = None
+    aclose: Callable[[], Any] | None = None      # awaited at shutdown (e.g. the ccxt exchange's close)
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """One strategy on one series: registry name, params, symbol, timeframe."""
+
+    strategy: str
+    params: dict
+    symbol: str
+    timeframe: str
+
+
+@dataclass
+class EngineStats:
+    candles: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    first_candle_at: float | None = None
+    last_candle_at: float | None = None
+
+    def rate(self) -> float:
+        if self.first_candle_at is None or self.last_candle_at is None or self.candles < 2:
+            return 0.0
+        dt = self.last_candle_at - self.first_candle_at
+        return self.candles / dt if dt > 0 else 0.0
+
+
+class Engine:
+    """See the module docstring.
+
+    Args:
+        db_path: SQLite database of the trading state (and lock).
+        sources: candle sources. specs: runners (each must have a source).
+        account: paper account of every runner.
+        mode: "paper" (live needs the CcxtGateway, not built yet).
+        bus: event bus (a new one by default).
+        status_interval: seconds between status lines (0 = none).
+        history_candles: candles of history loaded to warm up / resume each runner.
+        reconnect_limit: live only: fail after this many feed reconnects before any candle.
+    """
+
+    def __init__(self, db_path: str | Path, sources: list[CandleSource], specs: list[RunnerSpec],
+                 account: Account = Account(), *, mode: str = "paper", bus: EventBus | None = None,
+                 status_interval: float = 10.0, history_candles: int = 5000, id_prefix: str = "rd",
+                 reconnect_limit: int = 3) -> None:
+        if mode != "paper":
+            raise RadarError(f"engine mode {mode!r} is not available: only paper trading is implemented "
+                             "(the live CcxtGateway is not built yet)")
+        keys = {(s.symbol, s.timeframe) for s in sources}
+        for spec in specs:
+            if (spec.symbol, spec.timeframe) not in keys:
+                raise RadarError(f"{spec.strategy} {spec.symbol} {spec.timeframe}: no candle source for it")
+        self.db_path = Path(db_path)
+        self.sources = sources
+        self.specs = specs
+        self.account = account
+        self.mode = mode
+        self.bus = bus or EventBus()
+        self.status_interval = status_interval
+        self.history_candles = history_candles
+        self.id_prefix = id_prefix
+        self.reconnect_limit = reconnect_limit
+        self.runners: list[StrategyRunner] = []
+        self.stats = EngineStats()
+        self.store: StateStore | None = None
+        self.kill_switch: KillSwitch | None = None
+        self.data: DataEngine | None = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self._lock = EngineLock(self.db_path)
+        self._by_key: dict[tuple[str, str], list[StrategyRunner]] = {}
+        self._stream = None
+        self._stopping = False
+        self._tasks: list[asyncio.Task] = []
+        self._done = asyncio.Event()
+        self._started = False
+        self._join_task: asyncio.Task | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("engine already started")
+        self._started = True
+        self._lock.acquire()
+        try:
+            self.store = StateStore(self.db_path)
+            self.kill_switch = KillSwitch(self.store)
+            if self.kill_switch.active:
+                log.warning("kill switch is ACTIVE (set by %s: %s): no new entries until `resume`",
+                            self.kill_switch.actor, self.kill_switch.reason)
+            start_after: dict[tuple[str, str], int] = {}
+            src_by_key = {(s.symbol, s.timeframe): s for s in self.sources}
+            for spec in self.specs:
+                r = StrategyRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account,
+                                   self.store, self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix)
+                src = src_by_key[(spec.symbol, spec.timeframe)]
+                st = self.store.load_state(r.runner_id)
+                cursor = st["cursor_ts"] if st else None
+                if st is None and src.replay:
+                    rows = None                   # a replay warms up on its own first candles
+                else:
+                    rows = await asyncio.to_thread(lambda: list(src.history(cursor, self.history_candles)))
+                r.restore(rows)
+                self.runners.append(r)
+                self._by_key.setdefault(r.key, []).append(r)
+            for key, runners in self._by_key.items():
+                cursors = [r.cursor for r in runners]
+                if all(c is not None for c in cursors):
+                    start_after[key] = min(cursors)
+            feeds = [src.make_feed(start_after.get((src.symbol, src.timeframe))) for src in self.sources
+                     if (src.symbol, src.timeframe) in self._by_key]
+            store_db = next((s.store_db for s in self.sources if s.store_db is not None), None)
+            self.data = DataEngine(feeds, db_path=store_db, start_after=start_after, resume_from_store=False)
+            self._stream = self.data.events((ClosedCandle, FeedReconnect))
+            await self.data.start()
+        except BaseException:
+            await self._close()
+            raise
+        loop = asyncio.get_running_loop()
+        self._join_task = loop.create_task(self.data.join(), name="engine-data-join")
+        self._tasks.append(loop.create_task(self._consume(), name="engine-consume"))
+        if self.status_interval > 0:
+            self._tasks.append(loop.create_task(self._status_loop(), name="engine-status"))
+        self.bus.publish(HealthEvent("engine", "ok", f"started ({self.mode}, {len(self.runners)} runners)"))
+        log.info("engine started: %s mode, %d runner(s) on %s, db %s", self.mode, len(self.runners),
+                 ", ".join(f"{s} {t}" for s, t in self._by_key), self.db_path)
+
+    async def run(self) -> None:
+        """Start (unless started), process until the data ends or `stop()`, then shut down."""
+        if not self._started:
+            await self.start()
+        try:
+            await self._done.wait()
+        finally:
+            await self._shutdown()
+        if self.error is not None:
+            raise self.error
+
+    def request_stop(self) -> None:
+        """Ask the engine to stop after the candle in progress (signal-handler safe on the loop)."""
+        if not self._stopping:
+            self._stopping = True
+            log.warning("stopping: finishing the candle in progress, state is persisted")
+            if self.data is not None:
+                asyncio.get_running_loop().create_task(self.data.stop())
+            self._done.set()
+
+    async def stop(self) -> None:
+        self.request_stop()
+        await self._shutdown()
+
+    # ---------------------------------------------------------------- internals
+    async def _consume(self) -> None:
+        stats = self.stats
+        by_key = self._by_key
+        reconnects = 0
+        try:
+            async for ev in self._stream:
+                if self._stopping:
+                    break
+                if type(ev) is ClosedCandle:
+                    runners = by_key.get((ev.symbol, ev.timeframe))
+                    if runners:
+                        ts, o, h, lo, c = ev.ts, ev.open, ev.high, ev.low, ev.close
+                        for r in runners:
+                            r.on_candle(ts, o, h, lo, c)
+                    stats.candles += 1
+                    now = time.monotonic()
+                    if stats.first_candle_at is None:
+                        stats.first_candle_at = now
+                    stats.last_candle_at = now
+                    reconnects = 0
+                elif isinstance(ev, FeedReconnect):
+                    reconnects += 1
+                    self.bus.publish(HealthEvent("feed", "degraded", f"{ev.symbol}: {ev.error}"))
+                    if stats.candles == 0 and reconnects >= self.reconnect_limit:
+                        raise RadarError(f"the live feed of {ev.symbol} cannot connect ({reconnects} attempts, "
+                                         f"last error: {ev.error}); is the network (exchange public API) "
+                                         "reachable? Use --replay PATH to run offline")
+            if not self._stopping:
+                await self._join_task            # raises the error a feed failed with
+                if all(s.replay for s in self.sources):
+                    for r in self.runners:
+                        r.finish()
+                    self.finished = True
+                    log.info("end of the replayed data: %d candles, open cycles closed (end)", stats.candles)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            log.error("engine stopped on error: %s", exc)
+        finally:
+            self._done.set()
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval)
+            log.info("status: %s", self.status_line())
+            s = self.snapshot_status()
+            self.bus.publish(s)
+
+    def snapshot_status(self) -> EngineStatus:
+        eq = sum(r.equity_last for r in self.runners)
+        return EngineStatus(self.mode, self.stats.candles, self.stats.rate(), eq,
+                            bool(self.kill_switch and self.kill_switch.active))
+
+    def status_line(self) -> str:
+        s = self.snapshot_status()
+        parts = [f"{s.mode}", f"{s.candles} candles ({s.candles_per_s:,.0f}/s)", f"equity {s.equity:,.2f}"]
+        for r in self.runners:
+            p = r.position()
+            pos = f"{p['qty']:.6g}@{p['avg_entry']:.6g} stop {p['stop']:.6g}" if p["qty"] else "flat"
+            parts.append(f"{r.name} {r.symbol}: {pos}, {len(r.gateway.cycles)} cycles")
+        parts.append("KILL SWITCH ON" if s.kill_switch else "kill switch off")
+        return " | ".join(parts)
+
+    async def _shutdown(self) -> None:
+        for t in self._tasks:
+            if t is not asyncio.current_task() and not t.done():
+                t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.data is not None:
+            await self.data.stop()
+        if self._join_task is not None:
+            await asyncio.gather(self._join_task, return_exceptions=True)
+        for src in self.sources:
+            if src.aclose is not None:
+                try:
+                    await src.aclose()
+                except Exception as exc:  # pragma: no cover - best effort
+                    log.warning("closing the %s source failed: %s", src.symbol, exc)
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self._lock.release()
+        self.bus.publish(HealthEvent("engine", "down", "stopped"))
