@@ -252,3 +252,15 @@ def test_sharpe_moments_bad_input() -> None:
         sharpe_moments(np.array([0.1, np.nan, 0.2]))
     with pytest.raises(ValueError, match="constant"):
         sharpe_moments(np.full(10, 0.1))
+
+
+def test_expected_max_sharpe_matches_the_backtest_overfitting_paper():
+    # Bailey, Borwein, López de Prado & Zhu (2014), "Pseudo-Mathematics and Financial
+    # Charlatanism", Eq. 4 and the text after it: for N = 10 independent trials of
+    # unit-variance Sharpe ratios, E[max_N] ≈ 1.57; and with 5 years of data no more than
+    # N = 45 trials keep the expected maximum annualised Sharpe under 1:
+    # E[max_45] · 5^(-1/2) ≈ 1.00 (1.5747 and 0.9998 with the exact constants).
+    from core.optimize.sharpe_stats import expected_max_sharpe
+
+    assert expected_max_sharpe(10, 1.0) == pytest.approx(1.5747, abs=5e-4)
+    assert expected_max_sharpe(45, 1.0) / math.sqrt(5.0) == pytest.approx(0.9998, abs=5e-4)
