@@ -1,7 +1,20 @@
-"""`radar run`: the trading engine, headless (the console comes later).
+"""`radar run`: the trading engine, with the console or headless.
 
-    radar run --no-ui [--replay PATH ...] [--speed N|max] [--report PATH] [--live]
-              [--status-interval S]
+    radar run [--no-ui] [--readonly] [--replay PATH ...] [--speed N|max] [--report PATH] [--live]
+              [--status-interval S] [--risk on|off|auto]
+
+* Console: without --no-ui the console (`tui.hosting.run_console`) hosts the engine in the
+  same loop (q quits and stops the engine, d / SIGHUP detach and the engine carries on
+  headless); `--readonly` shows it without the commands that change anything.
+* Services (`core.engine.services`), built after the database lock is taken and before the
+  first candle, closed after the engine stopped: alerts (engine events -> alerts, see
+  `core.engine.alerting`), research jobs, the health watchdog and its heartbeat (`radar
+  health` in another process), the Telegram bot when TELEGRAM_BOT_TOKEN is set.
+* Risk (`core.risk`): `--risk on` checks every entry before it is placed and trips the kill
+  switch on the loss limits of risk.yaml; `auto` (default) is on for the live feed and OFF
+  for a replay (logged), because the default limits refuse the default grid's entries
+  (3 levels of cash/3 on one symbol exceed limits.max_notional_per_symbol) and a replay's
+  report must equal the backtest; pass `--risk on` to replay with the limits.
 
 * Strategies: the enabled grid strategies of `strategies.yaml` with their params (per-symbol
   overrides), on every replayed series (symbol and timeframe from the freqtrade file name:
@@ -41,6 +54,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p = sub.add_parser("run", help="run the trading engine (paper by default)",
                        description="Run the trading engine: the enabled strategies, paper by default.")
     p.add_argument("--no-ui", action="store_true", help="headless: logs and a status line, no console")
+    p.add_argument("--readonly", action="store_true", help="console without commands that change anything")
+    p.add_argument("--risk", choices=("on", "off", "auto"), default="auto",
+                   help="pre-trade risk checks and loss-limit trips (auto: on live, off on a replay)")
     p.add_argument("--replay", type=Path, action="append", default=[], metavar="PATH",
                    help="replay a freqtrade-layout candle file instead of the live feed (repeatable)")
     p.add_argument("--speed", default="max", metavar="N|max",
@@ -214,8 +230,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--report needs --replay (the report is written at the end of the data)")
     db = Path(args.db)
     setup_logging(args.log_file or db.parent / "logs" / "radar-run.jsonl", args.verbose)
-    if not args.no_ui:
-        log.warning("the console is not built yet: running headless (as --no-ui)")
     risk = cfg.risk
     account = Account(initial_capital=float(risk.account.initial_capital), leverage=float(risk.account.leverage),
                       maker_fee=float(risk.fees.maker), taker_fee=float(risk.fees.taker))
@@ -231,9 +245,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         sources = live_sources(cfg, db)
     specs = [RunnerSpec(name, strategy_params(cfg, name, s.symbol).model_dump(), s.symbol, s.timeframe)
              for s in sources for name in strategies]
-    engine = Engine(db, sources, specs, account, status_interval=args.status_interval)
+    risk_on = args.risk == "on" or (args.risk == "auto" and not args.replay)
+    if not risk_on:
+        log.warning("risk checks are OFF for this run (%s): entries are not checked against risk.yaml limits "
+                    "and the loss limits do not trip the kill switch", "--risk off" if args.risk == "off"
+                    else "a replay; --risk on to apply them")
+    from core.risk import groups_from_assets
+
+    engine = Engine(db, sources, specs, account, status_interval=args.status_interval,
+                    risk_config=cfg.risk if risk_on else None,
+                    risk_groups=_risk_groups(cfg, groups_from_assets) if risk_on else None)
+    for src in sources:
+        src.speed = speed if args.replay else None
     t0 = time.monotonic()
-    asyncio.run(_run(engine))
+    asyncio.run(_main(engine, args, db))
     elapsed = time.monotonic() - t0
     n = engine.stats.candles
     rate = engine.stats.rate()
@@ -249,6 +274,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_report(args.report, build_report(db, account, [(s.strategy, s.symbol, s.timeframe) for s in specs]))
         log.info("report written to %s", args.report)
     return 0
+
+
+def _risk_groups(cfg, groups_from_assets) -> dict[str, str]:
+    """symbol -> assets.yaml group (`cfg.assets` is the list of assets of assets.yaml)."""
+    from types import SimpleNamespace
+
+    assets = cfg.assets
+    return groups_from_assets(assets if hasattr(assets, "assets") else SimpleNamespace(assets=list(assets)))
+
+
+def _secrets():
+    from core.config import load_secrets
+
+    try:
+        return load_secrets()
+    except Exception as exc:
+        log.warning("secrets not loaded (%s): no Telegram bot in this run", exc)
+        return None
+
+
+async def _main(engine, args, db: Path) -> None:
+    """Lock, services, engine (headless or with the console), services closed."""
+    from core.engine.services import RunServices
+
+    engine.acquire_lock()
+    try:
+        services = await RunServices.open(engine, db, secrets=_secrets(),
+                                          mode="headless" if args.no_ui else "console")
+    except BaseException:
+        engine._lock.release()
+        raise
+    try:
+        if args.no_ui:
+            await _run(engine)
+        else:
+            from tui.hosting import run_console
+
+            await run_console(engine, readonly=args.readonly, alerts=services.alerts, jobs=services.jobs,
+                              health=services.watchdog)
+    finally:
+        await services.close()
+        log.info("services closed (alerts raised by the engine: %d)", services.bridge.raised if services.bridge else 0)
 
 
 async def _run(engine) -> None:

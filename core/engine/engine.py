@@ -12,6 +12,17 @@ One asyncio loop hosts it (and, later, the console and Telegram); it runs headle
   DataEngine after the oldest runner cursor (replay resumes after the last processed candle).
 * each ClosedCandle goes to the runners of its (symbol, timeframe) in order; each candle
   is one SQLite transaction per runner (see `core.engine.runner`).
+* data quality: a candle whose open time skips periods after the previous one of its series
+  (also across a restart: the runner cursor) is a gap; it is published on the bus as a
+  `DataGap` (from/to open times of the missing candles, inclusive, as `core.data.quality`).
+  Feed staleness, freshness and reconnects are published on the bus as they come
+  (`FeedStale`, `FeedFresh`, `FeedReconnect` of `core.data.feed`, plus a `HealthEvent`);
+  `feed_listeners` (plain callables) see every data event, candles included, in order.
+* risk (`risk_config`): a `RiskManager` on the state store's connection checks every entry
+  order before it is placed (see `core.executor.executor`) and, after every candle's equity
+  point (the account equity: the sum of the runners'), `on_equity`; a `TripDecision` trips the
+  persisted kill switch (actor "risk") in the candle's transaction, then pending entries are
+  cancelled and, with `flatten`, positions closed, and a `KillSwitchEvent` is published.
 * a replay that reaches the end of its data closes the open cycles ("end"), then stops;
   `stop()` (SIGINT/SIGTERM) stops after the candle in progress, state persisted, without
   any end-of-data exit, so the next start resumes.
@@ -28,9 +39,10 @@ from typing import Any, Callable, Iterable
 
 from core.backtest.result import Account
 from core.data.engine import DataEngine
-from core.data.feed import ClosedCandle, FeedReconnect
+from core.data.feed import ClosedCandle, FeedFresh, FeedReconnect, FeedStale
+from core.data.timeframes import timeframe_ms
 from core.engine.runner import StrategyRunner
-from core.events.bus import EngineStatus, EventBus, HealthEvent
+from core.events.bus import EngineStatus, EventBus, HealthEvent, KillSwitchEvent
 from core.executor.kill_switch import KillSwitch
 from core.executor.state_store import EngineLock, StateStore
 from core.errors import RadarError
@@ -61,6 +73,19 @@ class CandleSource:
     aclose: Callable[[], Any] | None = None      # awaited at shutdown (e.g. the ccxt exchange's close)
 
 
+@dataclass(frozen=True, slots=True)
+class DataGap:
+    """Missing candles in a series, seen by the engine: open times `from_ms`..`to_ms` (ms UTC,
+    inclusive; `missing` candles), detected when the candle at `next_ts` arrived."""
+
+    symbol: str
+    timeframe: str
+    from_ms: int
+    to_ms: int
+    missing: int
+    next_ts: int
+
+
 @dataclass(frozen=True)
 class RunnerSpec:
     """One strategy on one series: registry name, params, symbol, timeframe."""
@@ -74,6 +99,7 @@ class RunnerSpec:
 @dataclass
 class EngineStats:
     candles: int = 0
+    gaps: int = 0
     started_at: float = field(default_factory=time.monotonic)
     first_candle_at: float | None = None
     last_candle_at: float | None = None
@@ -102,7 +128,8 @@ class Engine:
     def __init__(self, db_path: str | Path, sources: list[CandleSource], specs: list[RunnerSpec],
                  account: Account = Account(), *, mode: str = "paper", bus: EventBus | None = None,
                  status_interval: float = 10.0, history_candles: int = 5000, id_prefix: str = "rd",
-                 reconnect_limit: int = 3) -> None:
+                 reconnect_limit: int = 3, risk_config: Any = None, risk_groups: dict[str, str] | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
         if mode != "paper":
             raise RadarError(f"engine mode {mode!r} is not available: only paper trading is implemented "
                              "(the live CcxtGateway is not built yet)")
@@ -120,8 +147,15 @@ class Engine:
         self.history_candles = history_candles
         self.id_prefix = id_prefix
         self.reconnect_limit = reconnect_limit
+        self.risk_config = risk_config          # core.config.risk.RiskConfig, or None: no risk checks
+        self.risk_groups = dict(risk_groups or {})
+        self.clock = clock
+        self.risk = None                        # core.risk.RiskManager once started (with risk_config)
+        self.feed_listeners: list[Callable[[Any], None]] = []
         self.runners: list[StrategyRunner] = []
         self.stats = EngineStats()
+        self._last_ts: dict[tuple[str, str], int] = {}
+        self._risk_trip = None
         self.store: StateStore | None = None
         self.kill_switch: KillSwitch | None = None
         self.data: DataEngine | None = None
@@ -137,22 +171,37 @@ class Engine:
         self._join_task: asyncio.Task | None = None
 
     # ---------------------------------------------------------------- lifecycle
+    def acquire_lock(self) -> None:
+        """Take the database's engine lock now (before the services of a run are built), so a
+        second engine is refused before it touches anything. `start()` keeps it."""
+        if self._lock._fd is None:
+            self._lock.acquire()
+
     async def start(self) -> None:
         if self._started:
             raise RuntimeError("engine already started")
         self._started = True
-        self._lock.acquire()
+        self.acquire_lock()
         try:
             self.store = StateStore(self.db_path)
             self.kill_switch = KillSwitch(self.store)
             if self.kill_switch.active:
                 log.warning("kill switch is ACTIVE (set by %s: %s): no new entries until `resume`",
                             self.kill_switch.actor, self.kill_switch.reason)
+            if self.risk_config is not None:
+                from core.alerts.clock import system_clock
+                from core.risk import RiskManager, RiskStore
+
+                self.risk = RiskManager(self.risk_config, self.risk_groups, RiskStore(self.store.conn),
+                                        self.clock or system_clock, self.bus)
             start_after: dict[tuple[str, str], int] = {}
             src_by_key = {(s.symbol, s.timeframe): s for s in self.sources}
             for spec in self.specs:
                 r = StrategyRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account,
-                                   self.store, self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix)
+                                   self.store, self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix,
+                                   risk=self.risk, on_equity=self._risk_on_equity if self.risk else None)
+                if self.risk is not None:
+                    r.executor.portfolio = (lambda r=r: self._portfolio(r))
                 src = src_by_key[(spec.symbol, spec.timeframe)]
                 st = self.store.load_state(r.runner_id)
                 cursor = st["cursor_ts"] if st else None
@@ -167,11 +216,12 @@ class Engine:
                 cursors = [r.cursor for r in runners]
                 if all(c is not None for c in cursors):
                     start_after[key] = min(cursors)
+                    self._last_ts[key] = min(cursors)
             feeds = [src.make_feed(start_after.get((src.symbol, src.timeframe))) for src in self.sources
                      if (src.symbol, src.timeframe) in self._by_key]
             store_db = next((s.store_db for s in self.sources if s.store_db is not None), None)
             self.data = DataEngine(feeds, db_path=store_db, start_after=start_after, resume_from_store=False)
-            self._stream = self.data.events((ClosedCandle, FeedReconnect))
+            self._stream = self.data.events((ClosedCandle, FeedReconnect, FeedStale, FeedFresh))
             await self.data.start()
         except BaseException:
             await self._close()
@@ -213,25 +263,48 @@ class Engine:
     async def _consume(self) -> None:
         stats = self.stats
         by_key = self._by_key
+        last_ts = self._last_ts
+        listeners = self.feed_listeners
         reconnects = 0
         try:
             async for ev in self._stream:
                 if self._stopping:
                     break
+                if listeners:
+                    for fn in listeners:
+                        try:
+                            fn(ev)
+                        except Exception:  # a listener never breaks the engine
+                            log.exception("feed listener %r failed", fn)
                 if type(ev) is ClosedCandle:
-                    runners = by_key.get((ev.symbol, ev.timeframe))
+                    key = (ev.symbol, ev.timeframe)
+                    ts = ev.ts
+                    prev = last_ts.get(key)
+                    if prev is not None and ts > prev:
+                        tf = timeframe_ms(ev.timeframe)
+                        if ts > prev + tf:
+                            self._gap(ev.symbol, ev.timeframe, prev, ts, tf)
+                    last_ts[key] = ts
+                    runners = by_key.get(key)
                     if runners:
-                        ts, o, h, lo, c = ev.ts, ev.open, ev.high, ev.low, ev.close
+                        o, h, lo, c = ev.open, ev.high, ev.low, ev.close
                         for r in runners:
                             r.on_candle(ts, o, h, lo, c)
+                            if self._risk_trip is not None:
+                                self._apply_risk_trip()
                     stats.candles += 1
                     now = time.monotonic()
                     if stats.first_candle_at is None:
                         stats.first_candle_at = now
                     stats.last_candle_at = now
                     reconnects = 0
+                elif isinstance(ev, (FeedStale, FeedFresh)):
+                    self.bus.publish(ev)
+                    self.bus.publish(HealthEvent("feed", "ok" if isinstance(ev, FeedFresh) else "degraded",
+                                                 str(ev)))
                 elif isinstance(ev, FeedReconnect):
                     reconnects += 1
+                    self.bus.publish(ev)
                     self.bus.publish(HealthEvent("feed", "degraded", f"{ev.symbol}: {ev.error}"))
                     if stats.candles == 0 and reconnects >= self.reconnect_limit:
                         raise RadarError(f"the live feed of {ev.symbol} cannot connect ({reconnects} attempts, "
@@ -251,6 +324,61 @@ class Engine:
             log.error("engine stopped on error: %s", exc)
         finally:
             self._done.set()
+
+    def _gap(self, symbol: str, timeframe: str, prev: int, ts: int, tf: int) -> None:
+        d = ts - prev
+        missing = max(d // tf - (d % tf == 0), 1)
+        gap = DataGap(symbol, timeframe, prev + tf, ts - tf, int(missing), ts)
+        self.stats.gaps += 1
+        self.bus.publish(gap)
+
+    # ---------------------------------------------------------------- risk
+    def _portfolio(self, me: StrategyRunner):
+        """The account as the risk rules see it before an entry of runner `me`: every runner's
+        position and resting entries; the free margin of `me`'s paper account (its equity less
+        the margin its position and resting entries hold)."""
+        from core.risk import Exposure, PortfolioView
+        from core.strategies.base import LONG
+
+        positions, pending = [], []
+        free = None
+        for r in self.runners:
+            eng = r.gateway.engine
+            side = "long" if r.strategy.side == LONG else "short"
+            k = eng.levels_filled
+            price = r.last_close if r.last_close is not None else eng.avg_entry
+            used = 0.0
+            if k:
+                notional = abs(eng.qty * price)
+                positions.append(Exposure(r.symbol, side, notional))
+                used += abs(eng.cost) / eng.leverage
+            unit = eng.unit if k else r.strategy.cycle_notional(eng.cash, eng.leverage)
+            for rec in r.executor.orders.values():
+                if rec[0] == "entry":
+                    pending.append(Exposure(r.symbol, side, unit, opens_position=k == 0 and rec[1] == 0))
+                    used += unit / eng.leverage
+            if r is me:
+                free = r.equity_last - used
+        return PortfolioView(positions, float(free if free is not None else 0.0), pending)
+
+    def _risk_on_equity(self, ts: int) -> None:
+        """After a runner's equity point, inside its candle transaction (see the module docstring)."""
+        d = self.risk.on_equity(sum(r.equity_last for r in self.runners), ts)
+        if d is not None and not self.kill_switch.active:
+            self.kill_switch.trip("risk", flatten=d.flatten, reason=d.reason)
+            self._risk_trip = d
+
+    def _apply_risk_trip(self) -> None:
+        d, self._risk_trip = self._risk_trip, None
+        log.error("RISK: kill switch tripped (%s): %s", d.code, d.reason)
+        cancelled = flattened = 0
+        for r in self.runners:
+            cancelled += r.cancel_entries()
+            if d.flatten and r.position()["qty"]:
+                r.flatten("kill")
+                flattened += 1
+        self.bus.publish(KillSwitchEvent(True, d.flatten, "risk", d.reason))
+        log.warning("risk trip: %d entries cancelled, %d positions flattened", cancelled, flattened)
 
     async def _status_loop(self) -> None:
         while True:

@@ -7,7 +7,9 @@ Per closed candle, the same steps in the same order as `core.backtest.event_engi
 2. when quoting: the executor turns the quote into orders (`GridExecutor.sync_orders`) and
    the gateway walks the candle (`PaperGateway.match_candle`); fills are recorded;
 3. the candle is appended to the history;
-4. the equity at the close is recorded; the candle's transaction commits with the cursor.
+4. the equity at the close is recorded (and, with risk, the account equity goes to the
+   RiskManager through `on_equity`, inside the same transaction); the candle's transaction
+   commits with the cursor.
 
 At the end of a replay (`finish`), an open cycle is closed at the last close, reason "end",
 and the last equity point becomes the cash (spec rule 4).
@@ -55,7 +57,8 @@ class StrategyRunner:
 
     def __init__(self, strategy: str, params: dict, symbol: str, timeframe: str, account: Account,
                  store: StateStore, kill_switch: KillSwitch, bus: EventBus | None = None, *,
-                 mode: str = "paper", id_prefix: str = "rd", publish_candles: bool = True) -> None:
+                 mode: str = "paper", id_prefix: str = "rd", publish_candles: bool = True,
+                 risk=None, portfolio=None, on_equity=None) -> None:
         strat = registry.create(strategy, params)
         if not isinstance(strat, GridStrategy):
             raise TypeError(f"{strategy}: only grid strategies can run in the engine so far")
@@ -72,7 +75,9 @@ class StrategyRunner:
         self.runner_id = store.runner_id(strategy, symbol, timeframe, mode, dict(strat.params))
         self.ids = ClientIds(id_prefix, strategy, symbol)
         self.gateway = PaperGateway(strat, symbol, account, self.ids)
-        self.executor = GridExecutor(self.runner_id, strat, symbol, self.gateway, self.ids, store, bus, kill_switch)
+        self.executor = GridExecutor(self.runner_id, strat, symbol, self.gateway, self.ids, store, bus, kill_switch,
+                                     risk=risk, portfolio=portfolio)
+        self.on_equity = on_equity      # (ts) -> None, called inside the candle's transaction (risk trips)
         self.history = CandleHistory()
         self.cursor: int | None = None
         self.n_candles = 0
@@ -135,6 +140,8 @@ class StrategyRunner:
             self.last_close = c
             self.equity_last = eq
             store.add_equity(self.runner_id, ts, eq)
+            if self.on_equity is not None:
+                self.on_equity(ts)
             if ex.dirty or self.n_candles == 1:
                 store.save_state(self.runner_id, ts, self.n_candles, c, ex.grid_state(), self.finished)
             else:

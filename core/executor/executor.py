@@ -18,6 +18,13 @@ from the stored state. With an external venue, `StateStore.flush()` commits befo
 gateway call, so an intent is durable before the order can exist.
 
 Client ids come from `ClientIds(cycle, level, purpose)`, cycle = closed cycles so far.
+
+Pre-trade risk (`core.risk`, optional): before an ENTRY order that is not already resting is
+placed, `risk.check_entry(EntryCheck(...), portfolio(), ts)` runs; on a `Rejection` the order
+is left out (the RiskManager counts it and publishes a `RiskRejection`). A rejected order is
+re-checked only when the account changed (its positions, resting entries or this runner's
+cycle) or `RISK_RECHECK_MS` of market time passed, so a standing rejection is not re-counted
+every candle. Exits, take-profits and stops are never checked.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from core.executor.paper import PaperGateway
 from core.executor.state_store import StateStore
 from core.strategies.base import LONG, GridStrategy
 
+#: a rejected entry is re-checked after this much market time even when nothing changed (ms)
+RISK_RECHECK_MS = 24 * 3_600_000
+
 
 class GridExecutor:
     """Orders of one grid runner (see the module docstring).
@@ -43,7 +53,8 @@ class GridExecutor:
     """
 
     def __init__(self, runner_id: int, strategy: GridStrategy, symbol: str, gateway: PaperGateway,
-                 ids: ClientIds, store: StateStore, bus: EventBus | None, kill_switch: KillSwitch) -> None:
+                 ids: ClientIds, store: StateStore, bus: EventBus | None, kill_switch: KillSwitch,
+                 risk=None, portfolio=None) -> None:
         self.runner_id = runner_id
         self.strategy = strategy
         self.name = strategy.name
@@ -56,6 +67,11 @@ class GridExecutor:
         self.orders: dict[str, list] = {}
         self._entry_side, self._exit_side = ("buy", "sell") if strategy.side == LONG else ("sell", "buy")
         self._rejected_at: int | None = None
+        self.risk = risk                # core.risk.RiskManager or None
+        self.portfolio = portfolio      # () -> core.risk.PortfolioView (the whole account), with risk
+        self._risk_side = "long" if strategy.side == LONG else "short"
+        self._risk_rejected: dict[str, tuple] = {}    # cid -> (fingerprint, ts) of its last rejection
+        self.risk_rejections = 0
         self.dirty = True          # the account/book changed beyond order prices since the last full save
 
     # ---------------------------------------------------------------- 1. orders
@@ -83,12 +99,17 @@ class GridExecutor:
         if len(orders) != len(want) or any(cid not in want for cid in orders):
             for cid in [c for c in orders if c not in want]:
                 self._cancel(cid, ts, external)
+            risk = self.risk
             for cid, (purpose, level, price) in want.items():
                 if cid not in orders:
+                    if risk is not None and purpose == "entry" and not self._risk_ok(cid, level, price, ts):
+                        continue
                     self._place(cid, purpose, level, price, cyc, ts, external)
         amends = None
         for cid, (purpose, level, price) in want.items():
-            rec = orders[cid]
+            rec = orders.get(cid)
+            if rec is None:                 # left out by the risk check
+                continue
             if rec[2] != price:
                 if external:
                     store.flush()
@@ -99,6 +120,32 @@ class GridExecutor:
                 amends.append((price, ts, cid))
         if amends:
             store.amend_orders(amends)
+
+    def _risk_ok(self, cid: str, level: int, price: float, ts: int) -> bool:
+        """The pre-trade check of one entry not resting yet (throttled re-checks after a rejection)."""
+        from core.risk import EntryCheck, Rejection
+
+        eng = self.gateway.engine
+        if not (math.isfinite(price) and price > 0):
+            return True                     # not a real order price: the gateway ignores it
+        pf = self.portfolio()
+        prev = self._risk_rejected.get(cid)
+        fp = (len(pf.positions), len(pf.pending), round(sum(abs(e.notional) for e in (*pf.positions, *pf.pending)), 2),
+              eng.levels_filled, len(eng.cycles))
+        if prev is not None and prev[0] == fp and ts - prev[1] < RISK_RECHECK_MS:
+            return False
+        notional = eng.unit if eng.levels_filled else self.strategy.cycle_notional(eng.cash, eng.leverage)
+        if not (math.isfinite(notional) and notional > 0):
+            return True
+        check = EntryCheck(self.symbol, self._risk_side, float(notional), float(eng.leverage),
+                           is_new_position=eng.levels_filled == 0 and level == 0, level=level, strategy=self.name)
+        result = self.risk.check_entry(check, pf, ts)
+        if isinstance(result, Rejection):
+            self._risk_rejected[cid] = (fp, ts)
+            self.risk_rejections += 1
+            return False
+        self._risk_rejected.pop(cid, None)
+        return True
 
     def _place(self, cid: str, purpose: str, level: int, price: float, cyc: int, ts: int, external: bool) -> None:
         store = self.store
@@ -153,6 +200,11 @@ class GridExecutor:
             ts = f.ts
             if f.purpose == "entry":
                 self.orders.pop(f.client_id, None)
+                # the filled level's price must not stay in the paper book: with the kill switch
+                # on or the level's next-cycle order refused by risk, a stale price would fill again
+                book = getattr(self.gateway, "book", None)
+                if book is not None and 0 <= f.level < len(book.levels):
+                    book.levels[f.level] = math.nan
                 store.set_order_status(f.client_id, "filled", ts)
                 # replay the position as it was right after this fill (the walk may have gone on)
                 pos = (f.pos_qty, f.pos_avg_entry, f.pos_stop, f.pos_levels)

@@ -3,7 +3,7 @@ figures operators ask for: feed latency per symbol, event-loop lag, database siz
 rate-limit headroom, Telegram queue.
 
 Source: `source()` returning `{subsystem: SubsystemHealth}` (e.g. `Watchdog.snapshot`), given
-to the constructor, else `api.health()` / `app.watchdog.snapshot()` when they exist. The
+to the constructor, else `api.health()` / `app.health.snapshot()` (the app's watchdog) when they exist. The
 figures come from the checks' metrics (core.health): feeds `age_s`, loop `p50_s/p99_s/max_s`,
 database `size_bytes/free_bytes/latency_s`, telegram `queued/failed/dropped/retrying`, and
 rate-limit headroom from a gateway/exchange metric `rate_limit_remaining` (+ `rate_limit`)
@@ -149,8 +149,9 @@ class HealthScreen(RadarScreen):
         fn = getattr(api, "health", None)
         if callable(fn):
             return fn()
-        wd = getattr(self.app, "watchdog", None)
-        return wd.snapshot() if wd is not None else None
+        # RadarApp keeps the watchdog as `app.health` (run_console(health=...))
+        wd = getattr(self.app, "health", None) or getattr(self.app, "watchdog", None)
+        return wd.snapshot() if wd is not None and hasattr(wd, "snapshot") else None
 
     def refresh_data(self, api: Any) -> None:
         self._api = api

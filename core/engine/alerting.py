@@ -1,0 +1,175 @@
+"""Engine events -> the AlertEngine: the one place that decides which engine events become alerts.
+
+    bridge = EngineAlerts(engine.bus, alerts, engine=engine)   # subscribe BEFORE engine.start()
+    bridge.start()
+    ...                                                        # the engine runs
+    await bridge.close()                                       # after the engine stopped: drains
+
+What becomes an alert (dedup key, severity):
+
+* an entry level filled: "fill:<client id>", info (raised and resolved at once: an event, not a condition);
+* a cycle closed: "cycle:<strategy>:<symbol>:<n>", info, with the cycle's P&L (raised and resolved);
+* the stop moved (a position's stop changed): "stop:<strategy>:<symbol>", info (raised and resolved);
+* a risk rejection: "risk:<symbol>:<code>", warning (dedup per symbol and code; the count rises);
+* the kill switch tripped: "kill_switch", critical; cleared: resolved;
+* a feed stale or reconnecting: "feed.stale:<symbol>" / "feed.reconnect:<symbol>", warning;
+  fresh again: both resolved;
+* a data-quality gap: "data.gap:<symbol>:<timeframe>:<from ms>", warning, one alert per gap,
+  the detail naming the missing open-time range (inclusive, as `core.data.quality.find_gaps`);
+* a reconciliation action or anything else published as an `AlertEvent` on the bus:
+  "<source>:<title>", its severity;
+* a research job that failed (`JobManager.subscribe(bridge.on_job_event)`): "job:<id>", warning.
+
+Nothing is lost: the bus subscription is unbounded in practice (critical kinds are never
+dropped; the bound is far above what a run publishes between two reads) and `close()`
+drains what is queued before returning. An alert write that fails is logged and counted
+(`failures`), never raised into the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from core.data.feed import FeedFresh, FeedReconnect, FeedStale, iso_ms
+from core.engine.engine import DataGap
+from core.events.bus import AlertEvent, EventBus, FillEvent, KillSwitchEvent, PositionEvent, RiskRejection
+
+log = logging.getLogger(__name__)
+
+ACTOR = "engine"
+KINDS = (FillEvent, PositionEvent, RiskRejection, KillSwitchEvent, DataGap, FeedStale, FeedFresh, FeedReconnect,
+         AlertEvent)
+
+
+def gap_detail(gap: DataGap) -> str:
+    """The detail text of a gap alert (the range is machine-readable too: from_ms..to_ms)."""
+    return (f"{gap.symbol} {gap.timeframe}: no candles from {iso_ms(gap.from_ms)} to {iso_ms(gap.to_ms)} "
+            f"(open times, inclusive; {gap.missing} missing; from_ms={gap.from_ms} to_ms={gap.to_ms}); "
+            f"data resumed with the candle of {iso_ms(gap.next_ts)}")
+
+
+class EngineAlerts:
+    """Turns engine bus events into alerts (see the module docstring).
+
+    Args:
+        bus: the engine's event bus. alerts: an opened `AlertEngine`.
+        engine: the Engine (to read a closed cycle's P&L), optional.
+        fills: alert on level fills, cycle closes and stop moves (info); False keeps only the warnings.
+    """
+
+    def __init__(self, bus: EventBus, alerts: Any, *, engine: Any = None, fills: bool = True) -> None:
+        self.bus = bus
+        self.alerts = alerts
+        self.engine = engine
+        self.fills = fills
+        self.sub = bus.subscribe(KINDS, maxsize=10_000_000)
+        self.raised = 0
+        self.failures = 0
+        self._stops: dict[tuple[str, str], float | None] = {}
+        self._task: asyncio.Task | None = None
+        self._jobs: asyncio.Queue | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="engine-alerts")
+
+    async def close(self) -> None:
+        """Stop after every queued event has become an alert (call once the engine stopped)."""
+        self.sub.close()                       # iteration ends after the queued events
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def drain(self) -> None:
+        """Wait until the events queued so far are handled (tests)."""
+        while len(self.sub) and self._task is not None and not self._task.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+
+    async def _run(self) -> None:
+        async for ev in self.sub:
+            try:
+                await self.handle(ev)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                log.error("alert for %s failed: %s", type(ev).__name__, exc)
+
+    # ---------------------------------------------------------------- events
+    async def _raise(self, key: str, severity: str, source: str, title: str, detail: str = "") -> None:
+        await self.alerts.raise_alert(key, severity, source, title, detail)
+        self.raised += 1
+
+    async def _event(self, key: str, source: str, title: str, detail: str = "") -> None:
+        """An info event: raised, then resolved (history, not an open condition)."""
+        await self._raise(key, "info", source, title, detail)
+        await self.alerts.resolve(key, ACTOR)
+
+    async def handle(self, ev: Any) -> None:
+        t = type(ev)
+        if t is DataGap:
+            await self._raise(f"data.gap:{ev.symbol}:{ev.timeframe}:{ev.from_ms}", "warning", "data",
+                              f"{ev.symbol} {ev.timeframe}: gap of {ev.missing} candle(s) from {iso_ms(ev.from_ms)}",
+                              gap_detail(ev))
+        elif t is FillEvent:
+            if not self.fills:
+                return
+            if ev.kind == "entry":
+                await self._event(f"fill:{ev.client_id}", "executor",
+                                  f"{ev.strategy} {ev.symbol}: level {ev.level} filled at {ev.price:.6g}",
+                                  f"{ev.side} {ev.qty:.8g} at {ev.price:.8g}, fee {ev.fee:.4f} ({iso_ms(ev.ts)})")
+            else:
+                try:
+                    n = int(ev.client_id.rsplit("-", 2)[1])
+                except (IndexError, ValueError):
+                    n = None
+                cycles = self._cycles(ev.strategy, ev.symbol)
+                cyc = cycles[n] if cycles and n is not None and n < len(cycles) else None
+                pnl = f", P&L {cyc.pnl:+.2f} USDT" if cyc is not None else ""
+                await self._event(f"cycle:{ev.strategy}:{ev.symbol}:{ev.client_id if n is None else n}", "executor",
+                                  f"{ev.strategy} {ev.symbol}: cycle closed ({ev.reason}){pnl}",
+                                  f"exit {ev.side} {ev.qty:.8g} at {ev.price:.8g} ({iso_ms(ev.ts)}){pnl}")
+        elif t is PositionEvent:
+            key = (ev.strategy, ev.symbol)
+            old = self._stops.get(key)
+            self._stops[key] = ev.stop if ev.qty else None
+            if self.fills and ev.qty and old is not None and ev.stop is not None and ev.stop != old:
+                await self._event(f"stop:{ev.strategy}:{ev.symbol}", "executor",
+                                  f"{ev.strategy} {ev.symbol}: stop moved {old:.6g} -> {ev.stop:.6g}",
+                                  f"{ev.levels_filled} level(s) filled, avg entry {ev.avg_entry:.6g} ({iso_ms(ev.ts)})")
+        elif t is RiskRejection:
+            await self._raise(f"risk:{ev.symbol}:{ev.reason}", "warning", "risk",
+                              f"{ev.symbol}: entry refused ({ev.reason})", ev.detail)
+        elif t is KillSwitchEvent:
+            if ev.active:
+                await self._raise("kill_switch", "critical", "kill_switch",
+                                  f"KILL SWITCH ON by {ev.actor}{' (flatten)' if ev.flatten else ''}", ev.reason)
+            else:
+                await self.alerts.resolve("kill_switch", ev.actor or ACTOR)
+        elif t is FeedStale:
+            await self._raise(f"feed.stale:{ev.symbol}", "warning", "feed", f"{ev.symbol}: feed stale", str(ev))
+        elif t is FeedReconnect:
+            await self._raise(f"feed.reconnect:{ev.symbol}", "warning", "feed",
+                              f"{ev.symbol}: feed reconnecting (attempt {ev.attempt})", ev.error)
+        elif t is FeedFresh:
+            await self.alerts.resolve(f"feed.stale:{ev.symbol}", ACTOR)
+            await self.alerts.resolve(f"feed.reconnect:{ev.symbol}", ACTOR)
+        elif t is AlertEvent:
+            await self._raise(f"{ev.source}:{ev.title}"[:200], ev.severity, ev.source, ev.title, ev.detail)
+
+    def on_job_event(self, ev: Any) -> None:
+        """`JobManager.subscribe` callback: a failed job becomes a warning alert."""
+        if getattr(ev, "state", None) == "failed":
+            self.bus.publish(AlertEvent("warning", f"job {ev.job_id} ({ev.kind}) failed",
+                                        str(getattr(ev, "error", "") or ""), source="job"))
+
+    # ---------------------------------------------------------------- engine lookups
+    def _cycles(self, strategy: str, symbol: str):
+        for r in getattr(self.engine, "runners", ()) or ():
+            if r.name == strategy and r.symbol == symbol:
+                return r.gateway.engine.cycles
+        return None

@@ -1,0 +1,193 @@
+"""The services a `radar run` needs around its Engine, built and closed in one place.
+
+    services = await RunServices.open(engine, db_path, secrets=secrets, mode="headless")
+    ...                       # start the engine (headless, or through the console)
+    await services.close()    # after the engine stopped: alerts drained, heartbeat marked stopped
+
+Built (all on the engine's event loop, BEFORE the engine's first candle):
+
+* `alerts`: the AlertEngine on the run's database (polling: `radar alerts ack` in another
+  process is seen within a second), redacting secrets;
+* `bridge`: `core.engine.alerting.EngineAlerts`, engine events -> alerts (subscribed to the
+  bus before the engine starts, so nothing is missed);
+* `jobs`: the JobManager (research jobs of the console); a failed job raises an alert;
+* `watchdog` + `heartbeat`: health checks for the feeds (one per symbol), the executor,
+  the database, the event-loop lag, the jobs and Telegram; the heartbeat is written so
+  `radar health` in another process shows them;
+* `bot`: the Telegram bot when the secrets hold a token (EngineControl: `core.engine.control`).
+
+Risk is not built here: the RiskManager lives on the state store's connection, which only
+exists once the engine started; the engine builds it from `Engine(risk_config=..., risk_groups=...)`.
+`close()` never raises (errors are logged): every service is closed in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.health.status import Check
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _JobStats:
+    workers: int
+    alive: int
+    queued: int
+    max_queued: int
+    running: int
+
+
+def job_stats(jobs: Any) -> _JobStats:
+    """The JobManager's worker snapshot for `core.health.jobs_check` (reads its counters)."""
+    threads = getattr(jobs, "_threads", [])
+    q = getattr(jobs, "_queue", None)
+    return _JobStats(workers=getattr(jobs, "_n_workers", len(threads)),
+                     alive=sum(1 for t in threads if t.is_alive()),
+                     queued=q.qsize() if q is not None else 0,
+                     max_queued=q.maxsize if q is not None else 0,
+                     running=len(getattr(jobs, "_running", {})))
+
+
+def executor_check(engine: Any):
+    """The executor: down when the engine stopped on an error (or is stopped), degraded while
+    the kill switch is active, ok otherwise."""
+
+    def check() -> Check:
+        metrics = {"candles": engine.stats.candles, "runners": len(engine.runners)}
+        risk = getattr(engine, "risk", None)
+        if risk is not None:
+            metrics["risk_rejections"] = sum(risk.rejections.values())
+        if engine.error is not None:
+            return Check.down(f"engine stopped on error: {engine.error}", **metrics)
+        if engine.store is None:
+            if not getattr(engine, "_started", False):
+                return Check.ok("starting", **metrics)
+            if engine.finished:
+                return Check.ok("replay finished", **metrics)
+            return Check.ok("stopped", **metrics)
+        ks = engine.kill_switch
+        if ks is not None and ks.active:
+            return Check.degraded(f"kill switch active (by {ks.actor}: {ks.reason})", **metrics)
+        return Check.ok(**metrics)
+
+    return check
+
+
+@dataclass
+class RunServices:
+    """See the module docstring. Attributes are None when a service is not used."""
+
+    engine: Any
+    alerts: Any = None
+    bridge: Any = None
+    jobs: Any = None
+    watchdog: Any = None
+    heartbeat: Any = None
+    lag: Any = None
+    probe: Any = None
+    feeds: Any = None
+    bot: Any = None
+    control: Any = None
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    async def open(cls, engine: Any, db_path: str | Path, *, secrets: Any = None, mode: str = "headless",
+                   health_interval_s: float = 5.0, heartbeat_interval_s: float = 2.0, jobs: bool = True,
+                   telegram: bool = True, alert_config: Any = None) -> "RunServices":
+        """Build and start every service (see the module docstring); on an error, what was
+        started is closed again and the error raised."""
+        from core.alerts.engine import AlertEngine
+        from core.engine.alerting import EngineAlerts
+        from core.health import (DatabaseProbe, FeedHealth, HeartbeatWriter, LoopLagSampler, TelegramCheck,
+                                 Watchdog, jobs_check)
+
+        s = cls(engine)
+        try:
+            redact = None
+            if secrets is not None:
+                try:
+                    from core.config.redact import SecretRedactor
+
+                    redact = SecretRedactor(secrets).redact
+                except Exception:  # pragma: no cover - redaction is best effort here
+                    redact = None
+            s.alerts = await AlertEngine.open(db_path, config=alert_config, redact=redact)
+            s.alerts.start()
+            s.bridge = EngineAlerts(engine.bus, s.alerts, engine=engine)
+            s.bridge.start()
+            if jobs:
+                from core.jobs.manager import JobManager
+
+                s.jobs = JobManager(db_path)
+                await s.jobs.start()
+                s.jobs.subscribe(s.bridge.on_job_event)
+            s.watchdog = Watchdog(alerts=s.alerts, interval_s=health_interval_s)
+            stale = 30.0
+            for src in engine.sources:              # a paced replay delivers a candle every tf/speed seconds
+                if src.replay:
+                    stale = max(stale, 3.0 * _candle_period_s(src))
+            s.feeds = FeedHealth(stale_after_s=stale)
+            engine.feed_listeners.append(s.feeds.on_event)
+            s.feeds.register(s.watchdog, sorted({src.symbol for src in engine.sources}))
+            s.watchdog.register("executor", executor_check(engine))
+            s.probe = DatabaseProbe(db_path)
+            s.watchdog.register("database", s.probe)
+            s.lag = LoopLagSampler()
+            s.lag.start()
+            s.watchdog.register("loop", s.lag.check)
+            if s.jobs is not None:
+                s.watchdog.register("jobs", jobs_check(lambda: job_stats(s.jobs)))
+            if telegram and secrets is not None and getattr(secrets, "telegram_bot_token", None):
+                from core.engine.api import EngineAPI
+                from core.engine.control import EngineTelegramControl
+                from core.telegram.bot import TelegramBot
+
+                s.control = EngineTelegramControl(EngineAPI(engine), jobs=s.jobs, watchdog=s.watchdog)
+                s.bot = TelegramBot.from_secrets(secrets, s.control, alerts=s.alerts)
+                s.bot.start()
+                s.watchdog.register("telegram", TelegramCheck(s.bot.outbox))
+            s.watchdog.start()
+            s.heartbeat = HeartbeatWriter(db_path, s.watchdog.snapshot, mode=mode, interval_s=heartbeat_interval_s)
+            await s.heartbeat.start()
+        except BaseException:
+            await s.close()
+            raise
+        return s
+
+    async def close(self) -> None:
+        """Close every service, newest first; never raises. Call after the engine stopped."""
+        if self._closed:
+            return
+        self._closed = True
+        for what, fn in (("heartbeat", lambda: self.heartbeat and self.heartbeat.close()),
+                         ("telegram", lambda: self.bot and self.bot.stop()),
+                         ("watchdog", lambda: self.watchdog and self.watchdog.stop()),
+                         ("loop lag", lambda: self.lag and self.lag.stop()),
+                         ("database probe", lambda: self.probe and self.probe.close()),
+                         ("jobs", lambda: self.jobs and self.jobs.close()),
+                         ("engine alerts", lambda: self.bridge and self.bridge.close()),
+                         ("alerts", lambda: self.alerts and self.alerts.close())):
+            try:
+                aw = fn()
+                if aw:
+                    await aw
+            except Exception as exc:
+                log.warning("closing %s failed: %s", what, exc)
+
+
+def _candle_period_s(src: Any) -> float:
+    from core.data.timeframes import timeframe_ms
+
+    speed = getattr(src, "speed", None)
+    try:
+        period = timeframe_ms(src.timeframe) / 1000.0
+    except Exception:
+        return 30.0
+    if isinstance(speed, (int, float)) and speed > 0:
+        return period / speed
+    return 10.0
