@@ -142,7 +142,7 @@ def _wait_for(tmux: Tmux, markers: tuple[str, ...], timeout: float) -> tuple[boo
 
 
 def radar_command(data: Path, workdir: Path, speed: str, extra: list[str] | None = None) -> list[str]:
-    return [sys.executable, "-m", "core.cli.main", "--db", str(workdir / "console.db"), "run",
+    return [sys.executable, "-m", "tui.cli", "--db", str(workdir / "console.db"), "run",
             "--replay", str(data), "--speed", str(speed), "--status-interval", "0",
             "--log-file", str(workdir / "console-log.jsonl"), *(extra or [])]
 

@@ -44,7 +44,7 @@ def _env() -> dict[str, str]:
 
 
 def _radar(db: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "core.cli.main", "--db", str(db), "run", *args, "--status-interval", "0"]
+    return [sys.executable, "-m", "tui.cli", "--db", str(db), "run", *args, "--status-interval", "0"]
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ BTC_1H = "binance-spot/BTC_USDT-1h.json.gz"
 @pytest.mark.skipif(shutil.which("tmux") is None and not Path("/usr/bin/tmux").exists(), reason="tmux not installed")
 def test_console_visits_every_screen_in_tmux(tmp_path: Path) -> None:
     data = shared_file(BTC_1H)
-    res = console_tmux.run_routine(data, workdir=tmp_path, speed="3600", size=(80, 24))
+    # generous timeouts: CI shares 2 cores with the replay and the first mount of each screen
+    res = console_tmux.run_routine(data, workdir=tmp_path, speed="3600", size=(80, 24),
+                                   first_timeout=120.0, screen_timeout=30.0)
     report = "\n".join(f"{s.name}: {'ok' if s.ok else 'FAIL'} {s.seconds:.2f}s missing={s.missing}"
                        for s in res.screens)
     assert res.ok, f"{report}\n--- pane at the failure ---\n{res.pane_at_failure}"

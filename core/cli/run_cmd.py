@@ -49,6 +49,18 @@ from core.errors import RadarError, UsageError
 log = logging.getLogger("core.cli.run")
 
 
+#: The console launcher `async (engine, *, readonly, alerts, jobs, health) -> outcome`, registered
+#: by the console package (`tui.cli`) through `set_console_runner`: the engine never imports the
+#: console, and `radar run --no-ui` works without it.
+_console_runner = None
+
+
+def set_console_runner(runner) -> None:
+    """Register the coroutine function that hosts the engine in the console (see `tui.hosting`)."""
+    global _console_runner
+    _console_runner = runner
+
+
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add `run` to the top-level parser."""
     p = sub.add_parser("run", help="run the trading engine (paper by default)",
@@ -309,10 +321,11 @@ async def _main(engine, args, db: Path) -> None:
         if args.no_ui:
             await _run(engine)
         else:
-            from tui.hosting import run_console
-
-            await run_console(engine, readonly=args.readonly, alerts=services.alerts, jobs=services.jobs,
-                              health=services.watchdog)
+            if _console_runner is None:
+                raise UsageError("the console is not available from this entry point: start it with the "
+                                 "`radar` console script, or run headless with --no-ui")
+            await _console_runner(engine, readonly=args.readonly, alerts=services.alerts, jobs=services.jobs,
+                                  health=services.watchdog)
     finally:
         await services.close()
         log.info("services closed (alerts raised by the engine: %d)", services.bridge.raised if services.bridge else 0)
