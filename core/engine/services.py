@@ -14,7 +14,13 @@ Built (all on the engine's event loop, BEFORE the engine's first candle):
 * `watchdog` + `heartbeat`: health checks for the feeds (one per symbol), the executor,
   the database, the event-loop lag, the jobs and Telegram; the heartbeat is written so
   `radar health` in another process shows them;
-* `bot`: the Telegram bot when the secrets hold a token (EngineControl: `core.engine.control`).
+* `bot`: the Telegram bot when the secrets hold a token (EngineControl: `core.engine.control`);
+  its settings are `telegram_settings`, else the defaults with the Bot API URL of the
+  environment variable RADAR_TELEGRAM_BASE_URL when set (e.g. a local stand-in in tests).
+
+An alert acknowledged, snoozed or resolved by someone other than the engine (the console,
+Telegram, `radar alerts ack` in another process: seen by the AlertEngine's poll) is logged
+("alert #N acknowledged by cli: ..."), so the run's log shows when the engine saw the change.
 
 Risk is not built here: the RiskManager lives on the state store's connection, which only
 exists once the engine started; the engine builds it from `Engine(risk_config=..., risk_groups=...)`.
@@ -24,6 +30,7 @@ exists once the engine started; the engine builds it from `Engine(risk_config=..
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,35 @@ from typing import Any
 from core.health.status import Check
 
 log = logging.getLogger(__name__)
+
+#: Environment variable overriding the Telegram Bot API URL (before the token), e.g.
+#: "http://127.0.0.1:8081/bot" for a local stand-in; unset: api.telegram.org.
+TELEGRAM_BASE_URL_VAR = "RADAR_TELEGRAM_BASE_URL"
+
+#: Actor of the changes the engine makes itself (`core.engine.alerting.ACTOR`).
+_ENGINE_ACTOR = "engine"
+
+
+def telegram_settings_from_env(environ: Any = None) -> Any:
+    """Default `TelegramSettings`, with `base_url` from RADAR_TELEGRAM_BASE_URL when set.
+
+    Raises:
+        ConfigError: the variable is not an http(s) URL.
+    """
+    from core.telegram.settings import TelegramSettings
+
+    env = os.environ if environ is None else environ
+    url = (env.get(TELEGRAM_BASE_URL_VAR) or "").strip()
+    return TelegramSettings(base_url=url) if url else TelegramSettings()
+
+
+def log_operator_change(alert: Any) -> None:
+    """AlertEngine listener: log an alert acknowledged, snoozed or resolved by someone else than
+    the engine (an operator; from another process it arrives through the AlertEngine's poll)."""
+    state = getattr(alert.state, "value", alert.state)
+    if state not in ("acknowledged", "snoozed", "resolved") or alert.changed_by in (_ENGINE_ACTOR, alert.source):
+        return
+    log.info("alert #%d %s by %s: %s", alert.id, state, alert.changed_by, alert.title)
 
 
 @dataclass
@@ -98,7 +134,8 @@ class RunServices:
     @classmethod
     async def open(cls, engine: Any, db_path: str | Path, *, secrets: Any = None, mode: str = "headless",
                    health_interval_s: float = 5.0, heartbeat_interval_s: float = 2.0, jobs: bool = True,
-                   telegram: bool = True, alert_config: Any = None) -> "RunServices":
+                   telegram: bool = True, alert_config: Any = None,
+                   telegram_settings: Any = None) -> "RunServices":
         """Build and start every service (see the module docstring); on an error, what was
         started is closed again and the error raised."""
         from core.alerts.engine import AlertEngine
@@ -117,6 +154,7 @@ class RunServices:
                 except Exception:  # pragma: no cover - redaction is best effort here
                     redact = None
             s.alerts = await AlertEngine.open(db_path, config=alert_config, redact=redact)
+            s.alerts.listeners.add(log_operator_change)
             s.alerts.start()
             s.bridge = EngineAlerts(engine.bus, s.alerts, engine=engine)
             s.bridge.start()
@@ -148,7 +186,8 @@ class RunServices:
                 from core.telegram.bot import TelegramBot
 
                 s.control = EngineTelegramControl(EngineAPI(engine), jobs=s.jobs, watchdog=s.watchdog)
-                s.bot = TelegramBot.from_secrets(secrets, s.control, alerts=s.alerts)
+                s.bot = TelegramBot.from_secrets(secrets, s.control, alerts=s.alerts,
+                                                 settings=telegram_settings or telegram_settings_from_env())
                 s.bot.start()
                 s.watchdog.register("telegram", TelegramCheck(s.bot.outbox))
             s.watchdog.start()
