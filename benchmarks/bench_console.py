@@ -8,7 +8,8 @@ replaying the five 1h series while a walk-forward job runs.
   USDT 1h (`core.cli.run_cmd.replay_source`), paper, persistence on (a fresh database), paced
   at `--rate` candles/s in all (each series at rate/5 candles/s: --speed rate/5*3600).
 * Jobs: a JobManager on its own database with one "optimize" (walk-forward) job on BTC 1h
-  (is 180 d, oos 60 d, step 60 d) submitted at the start; it runs in its worker thread.
+  (is 180 d, oos 60 d, step 60 d) submitted at the start; it runs in its worker process
+  (JobManager process mode: its CPU and memory are not in the console process).
 * Console: RadarApp(EngineAPI(engine), jobs=manager) in `run_test(size=...)`, on the Scanner,
   switching screens every 2 s (1 2 3 5 6 1 ...) as an operator would.
 * Measured: first_frame_s (from creating the app to its first repaint done, engine already

@@ -231,12 +231,14 @@ class RadarApp(App[str]):
         self._current = ""
         self._sub = None
         self._known_alerts: set[int] = set()
+        self._refresh_cost = 0.0                   # seconds of the last refresh_now (see _time_frames)
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:
         for num, name, module, cls_name in SCREENS:
             screen = _load_screen(num, name, module, cls_name)
             self._screens[name] = screen
+            self._time_frames(screen)
             self.install_screen(screen, name)
         if self.alerts is not None:
             self._known_alerts = {a.id for a in self.alerts.list()}
@@ -249,6 +251,24 @@ class RadarApp(App[str]):
         self.push_screen(self.start_screen)
         self.set_interval(self.coalescer.min_interval, self._tick, name="radar-refresh")
         self.call_after_refresh(self.refresh_now)
+
+    def _time_frames(self, screen: Any) -> None:
+        """Report the cost of the screen's compositor frames to the coalescer (adaptive pacing).
+
+        Wraps the screen's `_on_timer_update` (Textual's per-frame layout + render) on the
+        instance, before its update timer is created at mount."""
+        frame = getattr(screen, "_on_timer_update", None)
+        if frame is None:
+            return
+        observe = self.coalescer.observe
+
+        def timed_frame() -> None:
+            t0 = time.perf_counter()
+            frame()
+            observe(time.perf_counter() - t0 + self._refresh_cost)
+            self._refresh_cost = 0.0
+
+        screen._on_timer_update = timed_frame
 
     def on_unmount(self) -> None:
         if self.alerts is not None:
@@ -301,6 +321,13 @@ class RadarApp(App[str]):
 
     def refresh_now(self) -> None:
         """Repaint the header and the visible screen now; the others are marked stale."""
+        t0 = time.perf_counter()
+        try:
+            self._refresh_now()
+        finally:
+            self._refresh_cost = time.perf_counter() - t0
+
+    def _refresh_now(self) -> None:
         api = _TickAPI(self.api)
         try:
             snap = api.snapshot()

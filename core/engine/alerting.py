@@ -123,12 +123,8 @@ class EngineAlerts:
                                   f"{ev.strategy} {ev.symbol}: level {ev.level} filled at {ev.price:.6g}",
                                   f"{ev.side} {ev.qty:.8g} at {ev.price:.8g}, fee {ev.fee:.4f} ({iso_ms(ev.ts)})")
             else:
-                try:
-                    n = int(ev.client_id.rsplit("-", 2)[1])
-                except (IndexError, ValueError):
-                    n = None
-                cycles = self._cycles(ev.strategy, ev.symbol)
-                cyc = cycles[n] if cycles and n is not None and n < len(cycles) else None
+                n = cycle_number(ev.client_id)
+                cyc = closed_cycle(self.engine, ev.strategy, ev.symbol, ev.client_id)
                 pnl = f", P&L {cyc.pnl:+.2f} USDT" if cyc is not None else ""
                 await self._event(f"cycle:{ev.strategy}:{ev.symbol}:{ev.client_id if n is None else n}", "executor",
                                   f"{ev.strategy} {ev.symbol}: cycle closed ({ev.reason}){pnl}",
@@ -168,8 +164,22 @@ class EngineAlerts:
                                         str(getattr(ev, "error", "") or ""), source="job"))
 
     # ---------------------------------------------------------------- engine lookups
-    def _cycles(self, strategy: str, symbol: str):
-        for r in getattr(self.engine, "runners", ()) or ():
-            if r.name == strategy and r.symbol == symbol:
-                return r.gateway.engine.cycles
+
+
+def cycle_number(client_id: str) -> int | None:
+    """The cycle number in a client order id `rd-<hash>-<cycle>-<purpose>` (None if it has none)."""
+    try:
+        return int(client_id.rsplit("-", 2)[1])
+    except (IndexError, ValueError):
         return None
+
+
+def closed_cycle(engine: Any, strategy: str, symbol: str, client_id: str):
+    """The closed `core.backtest.result.Cycle` an exit fill (`client_id`) ended, or None when the
+    engine or the cycle is not known."""
+    n = cycle_number(client_id)
+    for r in getattr(engine, "runners", ()) or ():
+        if r.name == strategy and r.symbol == symbol:
+            cycles = r.gateway.engine.cycles
+            return cycles[n] if n is not None and n < len(cycles) else None
+    return None

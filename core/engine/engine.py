@@ -49,6 +49,9 @@ from core.errors import RadarError
 
 log = logging.getLogger(__name__)
 
+#: Most seconds `_consume` works through a burst of queued candles before yielding to the loop.
+CONSUME_SLICE_S = 0.005
+
 HistoryRows = Iterable[tuple[int, float, float, float, float]]
 
 
@@ -266,6 +269,12 @@ class Engine:
         last_ts = self._last_ts
         listeners = self.feed_listeners
         reconnects = 0
+        # The stream hands over queued events without suspending (a replay catching up after a
+        # slow paint delivers a burst): yield to the loop every CONSUME_SLICE_S of work so one
+        # burst never blocks the console and the other tasks (events are processed in the same
+        # order, each candle fully; only the interleaving with other tasks changes).
+        slice_s = CONSUME_SLICE_S
+        slice_t0 = last_at = time.monotonic()
         try:
             async for ev in self._stream:
                 if self._stopping:
@@ -298,6 +307,12 @@ class Engine:
                         stats.first_candle_at = now
                     stats.last_candle_at = now
                     reconnects = 0
+                    if now - last_at >= slice_s:      # the stream had made us wait: a new slice
+                        slice_t0 = now
+                    elif now - slice_t0 >= slice_s:
+                        await asyncio.sleep(0)
+                        slice_t0 = time.monotonic()
+                    last_at = now
                 elif isinstance(ev, (FeedStale, FeedFresh)):
                     self.bus.publish(ev)
                     self.bus.publish(HealthEvent("feed", "ok" if isinstance(ev, FeedFresh) else "degraded",

@@ -128,6 +128,7 @@ class RunServices:
     probe: Any = None
     feeds: Any = None
     bot: Any = None
+    notices: Any = None
     control: Any = None
     _closed: bool = field(default=False, repr=False)
 
@@ -189,6 +190,10 @@ class RunServices:
                 s.bot = TelegramBot.from_secrets(secrets, s.control, alerts=s.alerts,
                                                  settings=telegram_settings or telegram_settings_from_env())
                 s.bot.start()
+                from core.engine.trade_notices import TradeNotices
+
+                s.notices = TradeNotices(engine.bus, s.bot, engine=engine)
+                s.notices.start()
                 s.watchdog.register("telegram", TelegramCheck(s.bot.outbox))
             s.watchdog.start()
             s.heartbeat = HeartbeatWriter(db_path, s.watchdog.snapshot, mode=mode, interval_s=heartbeat_interval_s)
@@ -204,6 +209,7 @@ class RunServices:
             return
         self._closed = True
         for what, fn in (("heartbeat", lambda: self.heartbeat and self.heartbeat.close()),
+                         ("trade notices", lambda: self.notices and self.notices.close()),
                          ("telegram", lambda: self.bot and self.bot.stop()),
                          ("watchdog", lambda: self.watchdog and self.watchdog.stop()),
                          ("loop lag", lambda: self.lag and self.lag.stop()),

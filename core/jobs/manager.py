@@ -1,18 +1,29 @@
-"""JobManager: a bounded FIFO of research jobs run in worker threads, progress pushed to the event loop.
+"""JobManager: a bounded FIFO of research jobs run in worker processes, progress pushed to the event loop.
 
 * Queue: `submit` appends a job (row `queued` in `optimization_jobs`) to a FIFO of at most
   `max_queued` waiting jobs; a full queue refuses with `JobQueueFull`.
-* Workers: `workers` threads (default 1) take jobs in order and call the job kind's
-  runner `runner(params, ctx)`. The heavy work (numba kernels) releases the GIL, so the
-  event loop stays responsive while a job runs.
+* Workers: `workers` dispatcher threads (default 1) take jobs in order. A job whose runner
+  is given as "module:function" (the default kinds) runs in its own worker PROCESS
+  (multiprocessing "spawn", niced by `nice`, stdout/stderr to /dev/null so it never writes
+  over the console): the Python parts of the walk-forward (search, aggregation, stats) do
+  not compete with the event loop for the GIL, and the job's memory is freed when it ends.
+  A runner given as a callable (tests, closures) runs in the dispatcher thread itself
+  (`mode="thread"` forces that for every kind; `mode="process"` refuses callables that
+  cannot be imported by name).
 * Progress: the runner calls `ctx.progress(fraction, phase, window, n_windows, detail)`;
-  the manager makes a `JobEvent` (percent clamped so it never decreases, ETA from the
-  elapsed time), stores percent and phase in the row, and hands the event to the loop
-  with `loop.call_soon_threadsafe`; subscribers are called on the loop, in event order.
+  the context makes a `JobEvent` (percent clamped so it never decreases, ETA from the
+  elapsed time); in a process it travels back through a multiprocessing queue to the
+  dispatcher thread, which stores percent and phase in the row and hands the event to the
+  loop with `loop.call_soon_threadsafe`; subscribers are called on the loop, in event order.
   A job that finishes ends with a `done` event at 100 %.
-* Cancel: a queued job is cancelled at once; a running job gets its stop flag set and
-  its runner stops at its next check (`ctx.stop_requested()` / `ctx.check_cancelled()`:
-  the walk-forward checks between windows) by raising `JobCancelled` → state `cancelled`.
+* Cancel: a queued job is cancelled at once; a running job gets its stop flag set (a
+  multiprocessing Event shared with its process) and its runner stops at its next check
+  (`ctx.stop_requested()` / `ctx.check_cancelled()`: the walk-forward checks between
+  windows) by raising `JobCancelled` → state `cancelled`. A worker process that dies
+  without reporting (killed, crashed) makes its job `failed`.
+* Results: the runner writes them itself (the optimize job: `core.optimize.results_store`
+  through its own connection; WAL lets it write next to the console); the final state,
+  result summary and error are written to the job row by the manager.
 * Restart: `start()` marks jobs left `running` (or `queued`) by an earlier process as
   `failed` with error "interrupted" (`store.recover_interrupted`: each row records its
   owner host:pid, so the jobs of another live process on this host, e.g. the console while
@@ -27,9 +38,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import multiprocessing
+import os
 import queue
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -56,13 +70,16 @@ class JobContext:
         db_path: the manager's SQLite database (open your own connection in the thread).
     """
 
-    def __init__(self, manager: "JobManager", job_id: int, kind: str, params: dict) -> None:
+    def __init__(self, manager: "JobManager | None", job_id: int, kind: str, params: dict, *,
+                 db_path: Path | None = None, stop: Any = None,
+                 sink: Callable[[JobEvent], None] | None = None) -> None:
         self._manager = manager
         self.job_id = job_id
         self.kind = kind
         self.params = params
-        self.db_path = manager.db_path
-        self._stop = threading.Event()
+        self.db_path = Path(db_path) if db_path is not None else manager.db_path
+        self._stop = stop if stop is not None else threading.Event()     # threading or multiprocessing Event
+        self._sink = sink if sink is not None else manager._on_progress
         self._percent = 0.0
         self._t0 = time.monotonic()
 
@@ -89,8 +106,8 @@ class JobContext:
         self._percent = pct
         elapsed = time.monotonic() - self._t0
         eta = elapsed * (100.0 - pct) / pct if pct > 0.0 else None
-        self._manager._on_progress(JobEvent(self.job_id, self.kind, RUNNING, pct, phase, int(window),
-                                            int(n_windows), eta, detail, None, store.now_ms()))
+        self._sink(JobEvent(self.job_id, self.kind, RUNNING, pct, phase, int(window), int(n_windows), eta,
+                            detail, None, store.now_ms()))
 
 
 def _resolve(runner: Runner | str) -> Runner:
@@ -100,23 +117,85 @@ def _resolve(runner: Runner | str) -> Runner:
     return getattr(importlib.import_module(module), attr)
 
 
+def _runner_name(runner: Runner | str) -> str | None:
+    """"module:function" of a runner a spawned process can import, else None."""
+    if isinstance(runner, str):
+        return runner
+    module, name = getattr(runner, "__module__", None), getattr(runner, "__qualname__", "")
+    if not module or module == "__main__" or not name or "<" in name or "." in name:
+        return None
+    return f"{module}:{name}"
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
+
+
+def _child_main(runner: str, job_id: int, kind: str, params: dict, db_path: str, stop: Any, out: Any,
+                nice: int) -> None:
+    """Entry point of a job's worker process (spawn): run the runner, report through `out`.
+
+    Messages: ("progress", JobEvent) ..., then exactly one ("end", state, percent, error, result, trace).
+    """
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle (it cancels)
+        if nice:
+            os.nice(nice)
+        devnull = os.open(os.devnull, os.O_WRONLY)     # never write over the console's terminal
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+    ctx = JobContext(None, job_id, kind, params, db_path=Path(db_path), stop=stop,
+                     sink=lambda ev: out.put(("progress", ev)))
+    error = result = trace = None
+    try:
+        result = _resolve(runner)(params, ctx)
+        state = DONE
+    except JobCancelled:
+        state = CANCELLED
+    except BaseException as exc:                       # reported to the parent, which logs it
+        state = FAILED
+        error = _error_text(exc)
+        trace = None if isinstance(exc, RadarError) else traceback.format_exc()
+    try:
+        out.put(("end", state, ctx.percent, error, result, trace))
+    except Exception as exc:                           # e.g. a result that cannot be pickled
+        out.put(("end", FAILED, ctx.percent, f"{type(exc).__name__}: {exc}", None, traceback.format_exc()))
+    out.close()
+    out.join_thread()
+
+
 class JobManager:
-    """Bounded FIFO of jobs, worker threads, progress events on the event loop (module docstring).
+    """Bounded FIFO of jobs, worker processes, progress events on the event loop (module docstring).
 
     Args:
         db_path: the SQLite database holding `optimization_jobs` (migrated on start).
         runners: kind -> runner (a callable or "module:function"); default `DEFAULT_RUNNERS`.
         max_queued: most jobs waiting to start (>= 1; default 8).
-        workers: worker threads, i.e. jobs running at once (>= 1; default 1).
+        workers: jobs running at once (>= 1; default 1).
+        mode: "auto" (default: "module:function" runners in a process, callables in the
+            dispatcher thread), "process" (every runner in a process; a callable must be an
+            importable module-level function) or "thread" (every runner in-process).
+        nice: niceness added to a worker process (default 5: the console and the engine
+            keep the CPU when they need it).
 
     Raises:
-        UsageError: max_queued or workers < 1.
+        UsageError: max_queued or workers < 1, an unknown mode, or (mode "process") a runner
+            that a worker process cannot import.
     """
 
     def __init__(self, db_path: str | Path, *, runners: Mapping[str, Runner | str] | None = None,
-                 max_queued: int = 8, workers: int = 1) -> None:
+                 max_queued: int = 8, workers: int = 1, mode: str = "auto", nice: int = 5) -> None:
         if max_queued < 1 or workers < 1:
             raise UsageError(f"JobManager: max_queued and workers must be >= 1, got {max_queued} and {workers}")
+        if mode not in ("auto", "process", "thread"):
+            raise UsageError(f"JobManager: mode must be auto, process or thread, got {mode!r}")
+        self.mode = mode
+        self.nice = int(nice)
         self.db_path = Path(db_path)
         self._runners: dict[str, Runner | str] = dict(DEFAULT_RUNNERS if runners is None else runners)
         self._queue: queue.Queue[int | None] = queue.Queue(maxsize=max_queued)
@@ -131,6 +210,16 @@ class JobManager:
         self._cancelled_queued: set[int] = set()
         self._waiters: dict[int, list[asyncio.Future]] = {}
         self._closed = False
+        self._procs: dict[int, multiprocessing.process.BaseProcess] = {}
+        self._mp = multiprocessing.get_context("spawn")
+        self._max_queued = max_queued
+        self._spawn_names: dict[str, str | None] = {}
+        for kind, r in self._runners.items():
+            name = None if mode == "thread" else (r if isinstance(r, str) else
+                                                   (_runner_name(r) if mode == "process" else None))
+            if mode == "process" and name is None:
+                raise UsageError(f"JobManager: runner of {kind!r} cannot run in a process (not importable by name)")
+            self._spawn_names[kind] = name
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> list[int]:
@@ -234,6 +323,13 @@ class JobManager:
         with self._db_lock:
             return store.list_jobs(self._db(), limit)
 
+    def stats(self) -> dict[str, int]:
+        """For the health check: workers (configured), alive (dispatcher threads alive), queued
+        (jobs waiting), max_queued, running (jobs running), processes (worker processes alive)."""
+        return {"workers": self._n_workers, "alive": sum(t.is_alive() for t in self._threads),
+                "queued": self._queue.qsize(), "max_queued": self._max_queued, "running": len(self._running),
+                "processes": sum(1 for p in list(self._procs.values()) if p.is_alive())}
+
     async def wait(self, job_id: int) -> JobRecord:
         """Wait until the job is done, failed or cancelled; returns its final row.
 
@@ -302,10 +398,15 @@ class JobManager:
                 with self._db_lock:
                     rec = store.get_job(self._conn, job_id)
                     store.set_state(self._conn, job_id, RUNNING, progress=0.0, phase="starting")
-                ctx = JobContext(self, job_id, rec.kind, rec.params)
+                spawn = self._spawn_names.get(rec.kind)
+                ctx = JobContext(self, job_id, rec.kind, rec.params,
+                                 stop=self._mp.Event() if spawn is not None else None)
                 self._running[job_id] = ctx
             self._emit(JobEvent(job_id, rec.kind, RUNNING, 0.0, "starting", ts_ms=store.now_ms()))
-            self._run(ctx)
+            if spawn is not None:
+                self._run_process(ctx, spawn)
+            else:
+                self._run(ctx)
 
     def _run(self, ctx: JobContext) -> None:
         error, result = None, None
@@ -316,9 +417,59 @@ class JobManager:
             state = CANCELLED
         except Exception as exc:                  # the job failed; the worker lives on
             state = FAILED
-            error = str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
+            error = _error_text(exc)
             log.error("job %s (%s) failed: %s", ctx.job_id, ctx.kind, error,
                       exc_info=not isinstance(exc, RadarError))
+        self._finish(ctx, state, error, result)
+
+    def _run_process(self, ctx: JobContext, runner: str) -> None:
+        """Run the job in a spawned process; relay its progress; record how it ended."""
+        out = self._mp.Queue()
+        proc = self._mp.Process(target=_child_main, name=f"radar-job-{ctx.job_id}", daemon=True,
+                                args=(runner, ctx.job_id, ctx.kind, ctx.params, str(ctx.db_path), ctx._stop, out,
+                                      self.nice))
+        end = None
+        try:
+            proc.start()
+            self._procs[ctx.job_id] = proc
+            dead_since = None
+            while end is None:
+                try:
+                    msg = out.get(timeout=0.25)
+                except queue.Empty:
+                    if proc.is_alive():
+                        continue
+                    # dead: give the queue's pipe a moment to deliver what was flushed before the exit
+                    dead_since = dead_since or time.monotonic()
+                    if time.monotonic() - dead_since > 2.0:
+                        break
+                    continue
+                if msg[0] == "progress":
+                    ev = msg[1]
+                    ctx._percent = max(ctx._percent, ev.percent)
+                    self._on_progress(ev)
+                elif msg[0] == "end":
+                    end = msg
+        except Exception as exc:                  # could not start the process, or a broken pipe
+            log.exception("job %s (%s): worker process failed", ctx.job_id, ctx.kind)
+            end = ("end", FAILED, ctx.percent, f"worker process: {type(exc).__name__}: {exc}", None, None)
+        finally:
+            if proc.pid is not None:
+                proc.join(timeout=10.0)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+            self._procs.pop(ctx.job_id, None)
+            out.close()
+        if end is None:
+            end = ("end", FAILED, ctx.percent, f"worker process exited with code {proc.exitcode}", None, None)
+        _, state, pct, error, result, trace = end
+        ctx._percent = max(ctx._percent, float(pct or 0.0))
+        if state == FAILED:
+            log.error("job %s (%s) failed: %s%s", ctx.job_id, ctx.kind, error, f"\n{trace}" if trace else "")
+        self._finish(ctx, state, error, result)
+
+    def _finish(self, ctx: JobContext, state: str, error: str | None, result: Any) -> None:
         pct = 100.0 if state == DONE else ctx.percent
         with self._state_lock:
             with self._db_lock:
