@@ -182,3 +182,19 @@ def test_import_json_and_overrides(db_path: Path, tmp_path: Path, capsys: pytest
     assert json.loads(capsys.readouterr().out)["candles"] == [{
         "symbol": "ADA/USDT", "market": "spot", "timeframe": "1h", "first_ms": H, "last_ms": 4 * H,
         "rows": 3, "gaps": 1}]
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`radar data ...` must not pay for the console or the backtest engines (start-up time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, core.cli.main as m; m.build_parser(['--db', 'x.db', 'health', '--json']); "
+            "print(sorted(k for k in ('ccxt', 'textual', 'numba', 'core.cli.data_download') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    from core.cli.main import COMMAND_MODULES, command_word
+
+    assert command_word(["--db", "x.db", "--config-dir", "c", "-v", "backtest", "--json"]) == "backtest"
+    assert command_word(["--help"]) is None
+    assert set(COMMAND_MODULES) == {"config", "data", "backtest", "alerts", "optimize", "run", "health"}

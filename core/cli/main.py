@@ -16,20 +16,42 @@ from pathlib import Path
 from core.errors import RadarError
 from core.paths import DEFAULT_CONFIG_DIR, default_db_path
 
-#: Modules that register subcommands, in the order shown by `--help`.
-SUBCOMMAND_MODULES = [
-    "core.cli.config_cmd",
-    "core.cli.data_cmd",
-    "core.cli.backtest_cmd",
-    "core.cli.alerts_cmd",
-    "core.cli.optimize_cmd",
-    "core.cli.run_cmd",
-    "core.cli.health_cmd",
-]
+#: Top-level command -> the module that registers it, in the order shown by `--help`.
+COMMAND_MODULES = {
+    "config": "core.cli.config_cmd",
+    "data": "core.cli.data_cmd",
+    "backtest": "core.cli.backtest_cmd",
+    "alerts": "core.cli.alerts_cmd",
+    "optimize": "core.cli.optimize_cmd",
+    "run": "core.cli.run_cmd",
+    "health": "core.cli.health_cmd",
+}
+SUBCOMMAND_MODULES = list(COMMAND_MODULES.values())
+
+#: Global options that take a value (skipped when looking for the command word).
+_VALUE_OPTIONS = ("--config-dir", "--db")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every registered subcommand."""
+def command_word(argv: list[str]) -> str | None:
+    """The top-level command named in `argv` (the first word that is not a global option), or None."""
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok in _VALUE_OPTIONS:
+            skip = True
+        elif not tok.startswith("-"):
+            return tok
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser.
+
+    With `argv` naming a known command, only that command's module is imported and
+    registered, so a command does not pay for the others' imports (ccxt, Textual, ...);
+    otherwise (no argv, `--help`, an unknown command) every command is registered.
+    """
     parser = argparse.ArgumentParser(
         prog="radar",
         description="Radar: terminal console and trading engine for crypto-trading operators.",
@@ -41,14 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in SUBCOMMAND_MODULES:
+    word = command_word(argv) if argv is not None else None
+    modules = [COMMAND_MODULES[word]] if word in COMMAND_MODULES else SUBCOMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the `radar` command line; returns the process exit code."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.db is None:
         args.db = default_db_path()

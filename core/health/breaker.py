@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable
 
-import ccxt
 
 from core.alerts.clock import Clock, format_ms, system_clock
 from core.errors import RadarError
@@ -89,6 +88,8 @@ def is_transport_error(exc: BaseException) -> bool:
     (ccxt.ExchangeError: InsufficientFunds, InvalidOrder, AuthenticationError, ...; the
     gateway's OrderRejected, OrderNotFound) and everything else.
     """
+    import ccxt  # imported here: `radar health` must not pay for ccxt at start-up
+
     if isinstance(exc, ccxt.InvalidNonce):
         return False
     return isinstance(exc, (ccxt.NetworkError, ccxt.BadResponse, GatewayUnavailable, TimeoutError,
@@ -98,6 +99,8 @@ def is_transport_error(exc: BaseException) -> bool:
 def is_exchange_answer(exc: BaseException) -> bool:
     """True for an error that is the exchange's answer (it was reachable): any ccxt error or
     `core.executor.gateway.GatewayError` that `is_transport_error` does not count."""
+    import ccxt
+
     return isinstance(exc, (ccxt.BaseError, GatewayError)) and not is_transport_error(exc)
 
 
