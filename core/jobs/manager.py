@@ -41,6 +41,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -169,6 +170,31 @@ def _child_main(runner: str, job_id: int, kind: str, params: dict, db_path: str,
     out.join_thread()
 
 
+
+_tracker_lock = threading.Lock()
+
+
+def ensure_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with the process's real stderr.
+
+    The tracker (needed by the Event/Queue a job process shares) passes `sys.stderr.fileno()`
+    to its own process when it first starts. While the console runs, Textual replaces
+    `sys.stderr` with a capture object whose descriptor is not a real one, and the start
+    fails with "bad value(s) in fds_to_keep". Starting it here, with `sys.__stderr__`
+    swapped in for the call, makes the first job from the console work; once running,
+    the call is a cheap no-op.
+    """
+    from multiprocessing import resource_tracker
+
+    with _tracker_lock:
+        saved = sys.stderr
+        try:
+            if sys.__stderr__ is not None:
+                sys.stderr = sys.__stderr__
+            resource_tracker.ensure_running()
+        finally:
+            sys.stderr = saved
+
 class JobManager:
     """Bounded FIFO of jobs, worker processes, progress events on the event loop (module docstring).
 
@@ -234,6 +260,8 @@ class JobManager:
         if self._loop is not None:
             raise RadarError("JobManager already started")
         self._loop = asyncio.get_running_loop()
+        if self._spawn_names and any(self._spawn_names.values()):
+            ensure_resource_tracker()
         self._conn = await asyncio.to_thread(open_sync, self.db_path)
         with self._db_lock:
             recovered = store.recover_interrupted(self._conn)
@@ -399,6 +427,8 @@ class JobManager:
                     rec = store.get_job(self._conn, job_id)
                     store.set_state(self._conn, job_id, RUNNING, progress=0.0, phase="starting")
                 spawn = self._spawn_names.get(rec.kind)
+                if spawn is not None:
+                    ensure_resource_tracker()
                 ctx = JobContext(self, job_id, rec.kind, rec.params,
                                  stop=self._mp.Event() if spawn is not None else None)
                 self._running[job_id] = ctx

@@ -127,6 +127,44 @@ def sync_table(table: DataTable, rows: Mapping[str, Sequence[object]], column_ke
     return structural
 
 
+class LiveTable(DataTable):
+    """A DataTable whose `update_cell` re-renders only what changed.
+
+    `DataTable.update_cell` bumps the table's update count, which is part of every render
+    cache key: one changed cell re-renders every cell of every row on the next frame. Here
+    only the cell, its row and the assembled lines are dropped from the caches (Textual 8
+    internals; falls back to the stock method when they are not as expected)."""
+
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
+        if update_width or not self._update_keep_cache(row_key, column_key, value):
+            super().update_cell(row_key, column_key, value, update_width=update_width)
+
+    def _update_keep_cache(self, row_key: Any, column_key: Any, value: Any) -> bool:
+        from textual.widgets._data_table import ColumnKey, RowKey
+
+        try:
+            rk = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
+            ck = column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)
+            idx = self._row_locations.get(rk)
+            if idx is None or ck not in self._column_locations or rk not in self._data:
+                return False
+            caches = (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache,
+                      self._line_cache)
+        except AttributeError:
+            return False
+        cell_cache, row_cache, renderables, line_cache = caches
+        self._data[rk][ck] = value
+        for k in [k for k in cell_cache.keys() if k[0] == rk and k[1] == ck]:
+            cell_cache.discard(k)
+        for k in [k for k in row_cache.keys() if k[0] == rk]:
+            row_cache.discard(k)
+        for k in [k for k in renderables.keys() if k[1] == idx]:
+            renderables.discard(k)
+        line_cache.clear()
+        self.refresh()
+        return True
+
+
 def current_row_key(table: DataTable) -> str | None:
     if table.row_count == 0:
         return None
@@ -236,7 +274,7 @@ class TableScreen(RadarScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
-        table = DataTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
+        table = LiveTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
         for key, label in self.COLUMNS:
             table.add_column(label, key=key)
         yield table

@@ -153,6 +153,14 @@ def chart_data(api: Any, view: GridView, n: int = CHART_CANDLES) -> ChartData | 
                      key=(view.symbol, view.strategy, view.cursor_ts, len(runner.gateway.engine.fills)))
 
 
+def chart_key(api: Any, view: GridView) -> tuple | None:
+    """The `ChartData.key` `chart_data(api, view)` would carry (cheap: no series built)."""
+    runner = _runner(api, view.symbol, view.strategy)
+    if runner is None or not len(runner.history):
+        return None
+    return (view.symbol, view.strategy, view.cursor_ts, len(runner.gateway.engine.fills))
+
+
 def _utc(ms: int | None) -> str:
     if ms is None:
         return "—"
@@ -258,7 +266,8 @@ class GridScreen(RadarScreen):
         self.query_one(CyclesTable).show(f"{view.symbol}:{view.strategy}", view.cycles)
         chart = self.query_one(PriceChart)
         if chart.display and not self.has_class("-narrow"):
-            chart.set_data(chart_data(api, view))
+            # throttled by the chart (at most ~1 redraw/s for new candles); built only when drawn
+            chart.request(chart_key(api, view), lambda: chart_data(api, view))
 
     # ---------------------------------------------------------------- actions
     def _step(self, d: int) -> None:
