@@ -56,6 +56,22 @@ class SweepResult:
     win_rate: np.ndarray
     profit_factor: np.ndarray
 
+    @classmethod
+    def from_stats(cls, strategy: str, combos: Combos, out: np.ndarray, account: Account) -> "SweepResult":
+        """From a kernel's (n_combos, N_STATS) stats array: columns final equity, cycles, max
+        drawdown, Sharpe, winning cycles, gross profit, gross loss (USDT where money)."""
+        final = out[:, 0].copy()
+        n_cyc = out[:, 1].astype(np.int64)
+        gl = out[:, 6]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            win = np.where(n_cyc > 0, out[:, 4] / np.maximum(n_cyc, 1), 0.0)
+            pf = np.where(gl > 0.0, out[:, 5] / np.where(gl > 0.0, gl, 1.0), np.nan)
+        return cls(
+            strategy=strategy, combos=combos, final_equity=final, n_cycles=n_cyc,
+            max_drawdown=out[:, 2].copy(), sharpe=out[:, 3].copy(),
+            total_return=final / account.initial_capital - 1.0, win_rate=win, profit_factor=pf,
+        )
+
     def __len__(self) -> int:
         return len(self.combos)
 
@@ -173,14 +189,4 @@ def sweep(candles: Candles, strategy: str, combos, account: Account = Account(),
             raise UsageError(f"sweep: parallel must be prange, threads or serial, not {parallel!r}")
     else:
         out[:, 0] = account.initial_capital
-    final = out[:, 0].copy()
-    n_cyc = out[:, 1].astype(np.int64)
-    gl = out[:, 6]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        win = np.where(n_cyc > 0, out[:, 4] / np.maximum(n_cyc, 1), 0.0)
-        pf = np.where(gl > 0.0, out[:, 5] / np.where(gl > 0.0, gl, 1.0), np.nan)
-    return SweepResult(
-        strategy=strategy, combos=cmb, final_equity=final, n_cycles=n_cyc,
-        max_drawdown=out[:, 2].copy(), sharpe=out[:, 3].copy(),
-        total_return=final / account.initial_capital - 1.0, win_rate=win, profit_factor=pf,
-    )
+    return SweepResult.from_stats(strategy, cmb, out, account)
