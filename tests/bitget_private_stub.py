@@ -20,6 +20,7 @@ POST /api/v2/mix/order/modify-tpsl-order
 POST /api/v2/mix/order/cancel-plan-order     orderIdList; unknown ids land in failureList
 GET  /api/v2/mix/order/orders-plan-pending   planType normal_plan | profit_loss | track_plan
 GET  /api/v2/mix/position/all-position | single-position
+GET  /api/v2/mix/market/ticker               last = mark = `mark[symbol]`
 
 Exchange model (one-way mode): `set_mark(symbol, price)` moves the mark price: resting limit
 buys at or above it / sells at or below it fill (`partial[clientOid] = fraction` fills only
@@ -65,6 +66,7 @@ CANCEL_PLAN = f"{MIX}/order/cancel-plan-order"
 PLAN_PENDING = f"{MIX}/order/orders-plan-pending"
 ALL_POSITION = f"{MIX}/position/all-position"
 SINGLE_POSITION = f"{MIX}/position/single-position"
+TICKER = f"{MIX}/market/ticker"
 
 __all__ = ["BitgetPrivateStub", "error", "hang", "server_error", "too_many"]
 
@@ -206,7 +208,7 @@ class BitgetPrivateStub:
             touched = (o.side == "buy" and price <= o.price) or (o.side == "sell" and price >= o.price)
             if touched:
                 frac = self.partial.pop(o.client_oid, 1.0)
-                self._fill(o, round((o.size - o.filled) * frac, 6), o.price)
+                self._fill(o, _lots(o.size - o.filled, frac), o.price)
         pos = self.positions[symbol]
         for p in self.live_plans(symbol, "pos_loss"):
             hit = (pos.qty > 0 and price <= p.trigger_price) or (pos.qty < 0 and price >= p.trigger_price)
@@ -397,7 +399,7 @@ class BitgetPrivateStub:
         o = self._new_order(cid, q["symbol"], q["side"], otype, price if otype == "limit" else None, size, reduce_only)
         if otype == "market":
             frac = self.partial.pop(cid, 1.0)
-            self._fill(o, round(size * frac, 9), self.mark[q["symbol"]])
+            self._fill(o, _lots(size, frac), self.mark[q["symbol"]])
         return {"orderId": o.order_id, "clientOid": o.client_oid}
 
     async def _modify_order(self, q: dict) -> Any:
@@ -533,6 +535,16 @@ class BitgetPrivateStub:
             return bad
         return self._position_view(q["symbol"])
 
+    async def _ticker(self, q: dict) -> Any:
+        sym = q.get("symbol", "")
+        if sym not in self.mark:
+            return error("40034", "Parameter symbol does not exist")
+        m = _s(self.mark[sym])
+        return [{"symbol": sym, "lastPr": m, "askPr": m, "bidPr": m, "bidSz": "1", "askSz": "1", "high24h": m,
+                 "low24h": m, "ts": str(self.now_ms), "change24h": "0", "baseVolume": "0", "quoteVolume": "0",
+                 "usdtVolume": "0", "openUtc": m, "changeUtc24h": "0", "indexPrice": m, "fundingRate": "0",
+                 "holdingAmount": "0", "markPrice": m, "open24h": m}]
+
     # ------------------------------------------------------------------ serving
     def _routes(self) -> list[tuple[str, str, Callable[[dict], Awaitable[Any]]]]:
         pub = self.public._routes()
@@ -549,6 +561,7 @@ class BitgetPrivateStub:
             ("POST", MODIFY_TPSL, self._modify_tpsl), ("POST", CANCEL_PLAN, self._cancel_plan),
             ("GET", PLAN_PENDING, self._plan_pending),
             ("GET", ALL_POSITION, self._all_position), ("GET", SINGLE_POSITION, self._single_position),
+            ("GET", TICKER, self._ticker),
         ]
 
     def _wrap(self, handler: Callable[[dict], Awaitable[Any]], private: bool):
@@ -604,6 +617,16 @@ class BitgetPrivateStub:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+LOT = 0.001      # the contracts' size step (bitget_stub: volumePlace 3): fills are whole lots
+
+
+def _lots(qty: float, frac: float) -> float:
+    """`frac` of `qty`, in whole lots (a partial fill rounds down; frac 1 fills all)."""
+    if frac >= 1.0:
+        return round(qty, 9)
+    return round(int(qty * frac / LOT + 1e-9) * LOT, 9)
 
 
 def _s(x: float | None) -> str:

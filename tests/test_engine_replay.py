@@ -1,5 +1,5 @@
 """The headless paper engine replaying a file gives exactly the event backtest's result;
-resume is idempotent; one engine per database; the kill switch; --live refuses."""
+resume is idempotent; one engine per database; the kill switch; what --live needs."""
 
 from __future__ import annotations
 
@@ -224,7 +224,24 @@ async def test_kill_command_cancels_entries_keeps_stop_and_flattens(tmp_path: Pa
     store.close()
 
 
-def test_live_refuses(tmp_path: Path) -> None:
-    run = radar("--db", str(tmp_path / "x.db"), "run", "--no-ui", "--live")
-    assert run.returncode == 2
-    assert "LIVE" in run.stderr and "not available" in run.stderr
+def test_live_needs_keys_and_a_live_eligible_strategy(tmp_path: Path) -> None:
+    env_keys = ("BITGET_API_KEY", "BITGET_API_SECRET", "BITGET_API_PASSPHRASE")
+    saved = {k: os.environ.pop(k, None) for k in env_keys}
+    try:
+        run = radar("--db", str(tmp_path / "x.db"), "run", "--no-ui", "--live")
+        assert run.returncode == 2
+        assert "needs the API keys" in run.stderr and "BITGET_API_KEY" in run.stderr
+        os.environ.update({k: "dummy" for k in env_keys})
+        run = radar("--db", str(tmp_path / "x.db"), "run", "--no-ui", "--live")
+        assert run.returncode == 2
+        assert "live_eligible: true" in run.stderr
+        assert "dummy" not in run.stderr + run.stdout
+        run = radar("--db", str(tmp_path / "x.db"), "run", "--no-ui", "--live", "--replay", "x.json.gz")
+        assert run.returncode == 2 and "cannot be combined with --replay" in run.stderr
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert not (tmp_path / "x.db").exists()

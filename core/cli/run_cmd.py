@@ -10,18 +10,28 @@
   first candle, closed after the engine stopped: alerts (engine events -> alerts, see
   `core.engine.alerting`), research jobs, the health watchdog and its heartbeat (`radar
   health` in another process), the Telegram bot when TELEGRAM_BOT_TOKEN is set.
+* Capital: on the live feed (paper or --live) one account trades every runner, so each
+  (strategy, symbol) runner gets an equal share of risk.yaml's initial_capital; a replay gives
+  every runner the whole initial_capital, exactly like `radar backtest`, so its report
+  equals the backtest's.
 * Risk (`core.risk`): `--risk on` checks every entry before it is placed and trips the kill
   switch on the loss limits of risk.yaml; `auto` (default) is on for the live feed and OFF
-  for a replay (logged), because the default limits refuse the default grid's entries
-  (3 levels of cash/3 on one symbol exceed limits.max_notional_per_symbol) and a replay's
-  report must equal the backtest; pass `--risk on` to replay with the limits.
+  for a replay (logged), because a replay's report must equal the backtest (whose runners
+  each hold the whole capital, beyond the per-symbol caps); pass `--risk on` to replay with
+  the limits.
 
 * Strategies: the enabled grid strategies of `strategies.yaml` with their params (per-symbol
   overrides), on every replayed series (symbol and timeframe from the freqtrade file name:
   BTC_USDT-1h.json.gz runs as BTC/USDT 1h) or, without --replay, on the assets of
   `assets.yaml` (first timeframe each) through the exchange's public live feed (ccxt.pro).
-* Paper trading is the default and the only mode so far: `--live` checks the keys and
-  `live_eligible`, then refuses (exit 2) because the live gateway is not built yet.
+* Paper trading is the default. `--live` trades Bitget USDT-M perpetuals through
+  `core.executor.ccxt_gateway.CcxtGateway` (`core.engine.live_runner`): it needs
+  BITGET_API_KEY / _SECRET / _PASSPHRASE in the environment or .env, runs only the enabled
+  grid strategies with `live_eligible: true` on the perpetuals of assets.yaml (one grid
+  strategy per symbol), splits risk.yaml's initial_capital over the runners (capped by the
+  balance), says so loudly at start (banner + log), and reconciles with the exchange before
+  the first order (a second engine on the account is refused, exit 2). exchanges.yaml
+  `sandbox: true` (the default) trades Bitget's demo environment.
 * State: the database of `--db` (trading tables of migration 5); a run restarted on the same
   database resumes after the last candle it processed; one engine per database.
 * `--replay`: the run ends at the end of the data (open cycles closed at the last close,
@@ -202,7 +212,8 @@ def live_sources(cfg, db_path: Path) -> list:
 
 
 # ------------------------------------------------------------------------------ the command
-def _enabled_grid_strategies(cfg) -> list[str]:
+def _enabled_strategies(cfg, grid_only: bool = False) -> list[str]:
+    """The enabled, implemented strategies of strategies.yaml (grid ones only with `grid_only`)."""
     from core.strategies import registry
     from core.strategies.base import GridStrategy
 
@@ -211,33 +222,125 @@ def _enabled_grid_strategies(cfg) -> list[str]:
         if name not in registry.STRATEGIES:
             log.warning("strategy %s is enabled but not implemented yet: skipped", name)
             continue
-        if not isinstance(registry.create(name, {}), GridStrategy):
-            log.warning("strategy %s is not a grid strategy: the engine cannot drive it yet: skipped", name)
+        if grid_only and not isinstance(registry.create(name, {}), GridStrategy):
+            log.warning("strategy %s is a single-position strategy: it trades on paper only so far: skipped", name)
             continue
         out.append(name)
     return out
 
 
-def _refuse_live(cfg) -> int:
-    keys = [k for k in ("BITGET_API_KEY", "BITGET_API_SECRET", "BITGET_API_PASSPHRASE") if os.environ.get(k)]
-    eligible = [n for n, s in cfg.strategies.items() if s.enabled and getattr(s, "live_eligible", False)]
-    print("radar: LIVE TRADING REQUESTED (--live): real money", file=sys.stderr)
-    print(f"radar:   API keys in the environment: {', '.join(keys) or 'none'}", file=sys.stderr)
-    print(f"radar:   enabled strategies with live_eligible: true: {', '.join(eligible) or 'none'}", file=sys.stderr)
-    print("radar: error: live trading is not available yet: the exchange gateway (CcxtGateway) is not "
-          "built; nothing was started. Run without --live for paper trading.", file=sys.stderr)
-    return 2
+def _needs_funding(name: str) -> bool:
+    from core.strategies import registry
+
+    return bool(getattr(registry.create(name, {}), "NEEDS_FUNDING", False))
+
+
+def funding_beside(path: Path):
+    """(ts, rate) of the funding-rate file beside a futures candle file (freqtrade layout:
+    BTC_USDT_USDT-5m-futures.json.gz -> BTC_USDT_USDT-8h-funding_rate.json.gz), or None."""
+    from core.data.freqtrade import read_data_file
+
+    stem = path.name.split("-", 1)[0]
+    for cand in sorted(path.parent.glob(f"{stem}-*-funding_rate.json*")):
+        spec, series = read_data_file(cand)
+        if spec.kind == "funding":
+            return series.ts, series.rate
+    return None
+
+
+def stored_funding(db_path: Path, symbol: str):
+    """(ts, rate) of the funding rates stored for `symbol`, or None."""
+    if not db_path.exists():
+        return None
+    from core.storage.candle_store import load_funding_rates
+    from core.storage.db import open_sync
+
+    conn = open_sync(db_path)
+    try:
+        ts, rate = load_funding_rates(conn, symbol)
+    finally:
+        conn.close()
+    return (ts, rate) if len(ts) else None
+
+
+LIVE_KEYS = ("BITGET_API_KEY", "BITGET_API_SECRET", "BITGET_API_PASSPHRASE")
+
+
+def live_plan(cfg, secrets) -> dict:
+    """What `--live` would trade: {exchange, strategies, symbols, missing_keys}. The strategies
+    are the enabled grid strategies with live_eligible: true; the symbols the USDT-M
+    perpetuals of assets.yaml (spot assets are not traded live); `secrets` a
+    `core.config.secrets.Secrets` (environment and .env)."""
+    have = (secrets.bitget_api_key, secrets.bitget_api_secret, secrets.bitget_api_passphrase)
+    missing = [k for k, v in zip(LIVE_KEYS, have) if v is None or not v.get_secret_value()]
+    grid = set(_enabled_strategies(cfg, grid_only=True))
+    strategies = [n for n, s in cfg.strategies.items() if n in grid and getattr(s, "live_eligible", False)]
+    symbols = [a.symbol for a in cfg.assets if a.symbol.endswith(":USDT")]
+    acc = next(iter(cfg.exchanges.values()), None)
+    return {"exchange": acc, "strategies": strategies, "symbols": symbols, "missing_keys": missing}
+
+
+def _live_banner(plan: dict, capital: float) -> None:
+    acc = plan["exchange"]
+    lines = ["LIVE TRADING (--live): REAL ORDERS ON THE EXCHANGE",
+             f"  account: {acc.id} {'DEMO/SANDBOX' if acc.sandbox else 'MAINNET - REAL MONEY'}, uta {acc.uta}, "
+             f"{acc.margin_mode} margin, one-way, client id prefix {acc.client_order_prefix}",
+             f"  strategies (live_eligible): {', '.join(plan['strategies'])}",
+             f"  symbols: {', '.join(plan['symbols'])}",
+             f"  capital: {capital:,.2f} USDT split over the runners (capped by the balance)"]
+    width = max(len(x) for x in lines) + 4
+    print("!" * width, file=sys.stderr)
+    for x in lines:
+        print(f"! {x.ljust(width - 4)} !", file=sys.stderr)
+    print("!" * width, file=sys.stderr)
+    for x in lines:
+        log.warning(x)
+
+
+def _live_setup(cfg, secrets, plan: dict, leverage: int):
+    """The LiveSetup of a live run: one ccxt bitget client (keys from the environment) shared
+    by the gateways of every symbol, behind one circuit breaker."""
+    from core.engine.engine import LiveSetup
+    from core.executor.ccxt_gateway import CcxtGateway, exchange_from_secrets
+    from core.health.breaker import CircuitBreaker
+
+    acc = plan["exchange"]
+    exchange = exchange_from_secrets(acc, secrets)
+    breaker = CircuitBreaker(f"{acc.id}-private", failure_threshold=5, cooldown_s=30.0, max_cooldown_s=300.0)
+    stops = cfg.risk.stops
+
+    def gateway(symbol: str):
+        return CcxtGateway(acc, symbol, exchange, leverage=leverage, breaker=breaker)
+
+    return LiveSetup(gateway, acc.client_order_prefix, stop_retries=int(stops.placement_retries),
+                     recheck_interval_s=float(stops.recheck_interval_s))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from core.backtest.result import Account
     from core.config import load_config, strategy_params
     from core.engine.engine import Engine, RunnerSpec
+    from core.executor.live_ledger import fee_reserve
 
     speed = parse_speed(args.speed)
     cfg = load_config(args.config_dir)
+    plan = None
     if args.live:
-        return _refuse_live(cfg)
+        if args.replay:
+            raise UsageError("--live trades the exchange's live feed: it cannot be combined with --replay")
+        from core.config import load_secrets
+
+        secrets = load_secrets()
+        plan = live_plan(cfg, secrets)
+        if plan["missing_keys"]:
+            raise UsageError(f"--live needs the API keys in the environment or .env: {', '.join(plan['missing_keys'])} "
+                             "not set; nothing was started")
+        if not plan["strategies"]:
+            raise UsageError("--live: no enabled grid strategy has live_eligible: true in strategies.yaml; "
+                             "nothing was started")
+        if not plan["symbols"] or plan["exchange"] is None:
+            raise UsageError("--live: assets.yaml has no USDT-M perpetual (symbol like BTC/USDT:USDT) or "
+                             "exchanges.yaml no exchange; nothing was started")
     if args.report is not None and not args.replay:
         raise UsageError("--report needs --replay (the report is written at the end of the data)")
     db = Path(args.db)
@@ -245,18 +348,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     risk = cfg.risk
     account = Account(initial_capital=float(risk.account.initial_capital), leverage=float(risk.account.leverage),
                       maker_fee=float(risk.fees.maker), taker_fee=float(risk.fees.taker))
-    strategies = _enabled_grid_strategies(cfg)
+    strategies = plan["strategies"] if plan else _enabled_strategies(cfg)
     if not strategies:
-        raise UsageError("no enabled grid strategy in strategies.yaml: nothing to run")
-    if args.replay:
+        raise UsageError("no enabled strategy in strategies.yaml: nothing to run")
+    if plan:
+        sources = [s for s in live_sources(cfg, db) if s.symbol in plan["symbols"]]
+        _live_banner(plan, float(risk.account.initial_capital))
+    elif args.replay:
         sources = [replay_source(p, speed)[0] for p in args.replay]
+        if any(_needs_funding(n) for n in strategies):
+            for src, path in zip(sources, args.replay):
+                src.funding = funding_beside(path) if src.symbol.endswith(":USDT") else None
         keys = [(s.symbol, s.timeframe) for s in sources]
         if len(set(keys)) != len(keys):
             raise UsageError("--replay: two files of the same symbol and timeframe")
     else:
         sources = live_sources(cfg, db)
-    specs = [RunnerSpec(name, strategy_params(cfg, name, s.symbol).model_dump(), s.symbol, s.timeframe)
-             for s in sources for name in strategies]
+    if not args.replay and any(_needs_funding(n) for n in strategies):
+        for src in sources:
+            src.funding = stored_funding(db, src.symbol) if src.symbol.endswith(":USDT") else None
+    specs = []
+    for src in sources:
+        for name in strategies:
+            if _needs_funding(name) and getattr(src, "funding", None) is None:
+                log.warning("%s on %s skipped: it needs the perpetual's funding rates (none %s)", name, src.symbol,
+                            "beside the replayed file" if args.replay else "stored: radar data download --funding")
+                continue
+            specs.append(RunnerSpec(name, strategy_params(cfg, name, src.symbol).model_dump(), src.symbol,
+                                    src.timeframe))
+    if not specs:
+        raise UsageError("no strategy can run on the given data (see the warnings above)")
+    if not args.replay:
+        # one account trades every runner: each gets an equal share of the capital
+        n = len(specs)
+        account = Account(initial_capital=float(risk.account.initial_capital) / n,
+                          leverage=float(risk.account.leverage), maker_fee=float(risk.fees.maker),
+                          taker_fee=float(risk.fees.taker))
+        log.info("capital %.2f USDT split over %d runner(s): %.2f each", risk.account.initial_capital, n,
+                 account.initial_capital)
     risk_on = args.risk == "on" or (args.risk == "auto" and not args.replay)
     if not risk_on:
         log.warning("risk checks are OFF for this run (%s): entries are not checked against risk.yaml limits "
@@ -264,9 +393,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                     else "a replay; --risk on to apply them")
     from core.risk import groups_from_assets
 
+    live = None
+    if plan:
+        live = _live_setup(cfg, secrets, plan, int(risk.account.leverage))
     engine = Engine(db, sources, specs, account, status_interval=args.status_interval,
                     risk_config=cfg.risk if risk_on else None,
-                    risk_groups=_risk_groups(cfg, groups_from_assets) if risk_on else None)
+                    risk_groups=_risk_groups(cfg, groups_from_assets) if risk_on else None,
+                    mode="live" if plan else "paper", live=live, id_prefix=plan["exchange"].client_order_prefix
+                    if plan else "rd", sizing_reserve=0.0 if args.replay else fee_reserve(account))
     for src in sources:
         src.speed = speed if args.replay else None
     t0 = time.monotonic()

@@ -180,6 +180,6 @@ def closed_cycle(engine: Any, strategy: str, symbol: str, client_id: str):
     n = cycle_number(client_id)
     for r in getattr(engine, "runners", ()) or ():
         if r.name == strategy and r.symbol == symbol:
-            cycles = r.gateway.engine.cycles
+            cycles = r.cycles
             return cycles[n] if n is not None and n < len(cycles) else None
     return None

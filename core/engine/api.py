@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from core.engine.engine import Engine
+from core.engine.engine import Engine, maybe_await
 from core.errors import UsageError
 from core.events.bus import KillSwitchEvent, Subscription
 
@@ -71,9 +71,9 @@ class EngineAPI:
         eng.kill_switch.trip(actor, flatten, reason)
         cancelled = flattened = 0
         for r in eng.runners:
-            cancelled += r.cancel_entries()
+            cancelled += await maybe_await(r.cancel_entries())
             if flatten and r.position()["qty"]:
-                r.flatten("kill")
+                await maybe_await(r.flatten("kill"))
                 flattened += 1
         eng.bus.publish(KillSwitchEvent(True, flatten, actor, reason))
         return {"active": True, "cancelled_entries": cancelled, "flattened": flattened}

@@ -54,12 +54,12 @@ class EngineTelegramControl:
         lines = []
         total_real = total_unreal = 0.0
         for r in self.api.engine.runners:
-            real = sum(c.pnl for c in r.gateway.engine.cycles)
+            real = sum(c.pnl for c in r.cycles)
             unreal = r.position()["unrealized"]
             total_real += real
             total_unreal += unreal
             lines.append(f"{r.name} {r.symbol}: realised {real:+,.2f}, unrealised {unreal:+,.2f} "
-                         f"({len(r.gateway.engine.cycles)} cycles)")
+                         f"({len(r.cycles)} cycles)")
         lines.append(f"total: realised {total_real:+,.2f}, unrealised {total_unreal:+,.2f} USDT")
         return "\n".join(lines)
 

@@ -73,6 +73,7 @@ class CandleSource:
     history: Callable[[int | None, int], HistoryRows]
     replay: bool = True
     store_db: Path | None = None
+    funding: Any = None        # (ts, rate) arrays of the perpetual's funding rates, for the `funding` strategy
     aclose: Callable[[], Any] | None = None      # awaited at shutdown (e.g. the ccxt exchange's close)
 
 
@@ -100,6 +101,29 @@ class RunnerSpec:
 
 
 @dataclass
+class LiveSetup:
+    """What a live engine needs beyond paper (see `core.engine.live_runner`).
+
+    Attributes:
+        gateway_factory: `(symbol) -> CcxtGateway` (not started) for one runner.
+        id_prefix: the installation's client order id prefix (exchanges.yaml).
+        stop_retries: stop placement attempts before a market close (risk.yaml stops).
+        recheck_interval_s: seconds between checks that every position has its stop.
+        poll_interval_s: seconds between fill / take-profit polls between candles.
+        reconnect_backoff_s: first delay before a failed reconciliation is retried (doubles, <= 300 s).
+        alert: `(level, message)` callback for critical findings, or None.
+    """
+
+    gateway_factory: Callable[[str], Any]
+    id_prefix: str
+    stop_retries: int = 3
+    recheck_interval_s: float = 30.0
+    poll_interval_s: float = 5.0
+    reconnect_backoff_s: float = 5.0
+    alert: Callable[[str, str], Any] | None = None
+
+
+@dataclass
 class EngineStats:
     candles: int = 0
     gaps: int = 0
@@ -121,21 +145,29 @@ class Engine:
         db_path: SQLite database of the trading state (and lock).
         sources: candle sources. specs: runners (each must have a source).
         account: paper account of every runner.
-        mode: "paper" (live needs the CcxtGateway, not built yet).
+        mode: "paper" or "live" (live needs `live`, a LiveSetup).
         bus: event bus (a new one by default).
         status_interval: seconds between status lines (0 = none).
         history_candles: candles of history loaded to warm up / resume each runner.
         reconnect_limit: live only: fail after this many feed reconnects before any candle.
+        live: the LiveSetup of mode "live".
+        sizing_reserve: paper runners keep this fraction of the cash out of each cycle's sizing
+            (0: the spec's sizing, as the backtest; the CLI uses the live ledger's
+            `fee_reserve` on the live feed so paper sizes as live does).
     """
 
     def __init__(self, db_path: str | Path, sources: list[CandleSource], specs: list[RunnerSpec],
                  account: Account = Account(), *, mode: str = "paper", bus: EventBus | None = None,
                  status_interval: float = 10.0, history_candles: int = 5000, id_prefix: str = "rd",
                  reconnect_limit: int = 3, risk_config: Any = None, risk_groups: dict[str, str] | None = None,
-                 clock: Callable[[], int] | None = None) -> None:
-        if mode != "paper":
-            raise RadarError(f"engine mode {mode!r} is not available: only paper trading is implemented "
-                             "(the live CcxtGateway is not built yet)")
+                 clock: Callable[[], int] | None = None, live: LiveSetup | None = None,
+                 sizing_reserve: float = 0.0) -> None:
+        if mode not in ("paper", "live"):
+            raise RadarError(f"engine mode {mode!r}: expected paper or live")
+        if mode == "live" and live is None:
+            raise RadarError("a live engine needs its LiveSetup (gateways, client id prefix)")
+        self.live = live
+        self.sizing_reserve = sizing_reserve
         keys = {(s.symbol, s.timeframe) for s in sources}
         for spec in specs:
             if (spec.symbol, spec.timeframe) not in keys:
@@ -166,6 +198,7 @@ class Engine:
         self.finished = False
         self._lock = EngineLock(self.db_path)
         self._by_key: dict[tuple[str, str], list[StrategyRunner]] = {}
+        self._with_volume: set[int] = set()      # ids of the runners whose on_candle takes the volume
         self._stream = None
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
@@ -200,11 +233,7 @@ class Engine:
             start_after: dict[tuple[str, str], int] = {}
             src_by_key = {(s.symbol, s.timeframe): s for s in self.sources}
             for spec in self.specs:
-                r = StrategyRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account,
-                                   self.store, self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix,
-                                   risk=self.risk, on_equity=self._risk_on_equity if self.risk else None)
-                if self.risk is not None:
-                    r.executor.portfolio = (lambda r=r: self._portfolio(r))
+                r = self._make_runner(spec)
                 src = src_by_key[(spec.symbol, spec.timeframe)]
                 st = self.store.load_state(r.runner_id)
                 cursor = st["cursor_ts"] if st else None
@@ -220,6 +249,8 @@ class Engine:
                 if all(c is not None for c in cursors):
                     start_after[key] = min(cursors)
                     self._last_ts[key] = min(cursors)
+            if self.mode == "live":
+                await self._connect_live()
             feeds = [src.make_feed(start_after.get((src.symbol, src.timeframe))) for src in self.sources
                      if (src.symbol, src.timeframe) in self._by_key]
             store_db = next((s.store_db for s in self.sources if s.store_db is not None), None)
@@ -234,9 +265,110 @@ class Engine:
         self._tasks.append(loop.create_task(self._consume(), name="engine-consume"))
         if self.status_interval > 0:
             self._tasks.append(loop.create_task(self._status_loop(), name="engine-status"))
+        if self.mode == "live":
+            self._tasks.append(loop.create_task(self._live_loop(), name="engine-live"))
         self.bus.publish(HealthEvent("engine", "ok", f"started ({self.mode}, {len(self.runners)} runners)"))
         log.info("engine started: %s mode, %d runner(s) on %s, db %s", self.mode, len(self.runners),
                  ", ".join(f"{s} {t}" for s, t in self._by_key), self.db_path)
+
+    def _make_runner(self, spec: RunnerSpec):
+        """The runner of `spec`: paper `StrategyRunner` (grid), `SingleStrategyRunner`
+        (single-position, paper only), or `LiveRunner` (grid, mode live)."""
+        from core.strategies import registry
+        from core.strategies.base import SinglePositionStrategy
+
+        on_eq = self._risk_on_equity if self.risk else None
+        busy = self._symbol_busy_fn(spec)
+        if isinstance(registry.create(spec.strategy, spec.params), SinglePositionStrategy):
+            if self.mode == "live":
+                raise RadarError(f"{spec.strategy}: single-position strategies trade on paper only so far; "
+                                 "leave live_eligible false for it")
+            from core.engine.single_runner import SingleStrategyRunner
+
+            src = next(s for s in self.sources if (s.symbol, s.timeframe) == (spec.symbol, spec.timeframe))
+            r = SingleStrategyRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account,
+                                     self.store, self.kill_switch, self.bus, mode=self.mode,
+                                     id_prefix=self.id_prefix, risk=self.risk, on_equity=on_eq,
+                                     sizing_reserve=self.sizing_reserve, funding=getattr(src, "funding", None),
+                                     symbol_busy=busy)
+            if self.risk is not None:
+                r.executor.portfolio = (lambda r=r: self._portfolio(r))
+            self._with_volume.add(id(r))
+            return r
+        if self.mode == "live":
+            from core.engine.live_runner import LiveRunner
+            from core.executor.risk_gate import RiskGate
+            from core.strategies.base import LONG
+
+            lv = self.live
+            r = LiveRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account, self.store,
+                           self.kill_switch, self.bus, gateway=lv.gateway_factory(spec.symbol), alert=lv.alert,
+                           id_prefix=lv.id_prefix, stop_retries=lv.stop_retries, on_equity=on_eq,
+                           clock_ms=self.clock or (lambda: int(time.time() * 1000)))
+            if self.risk is not None:
+                side = "long" if r.strategy.side == LONG else "short"
+                r.executor.risk_gate = RiskGate(self.risk, lambda r=r: self._portfolio(r), r.name, r.symbol, side,
+                                                r.strategy)
+            return r
+        r = StrategyRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account,
+                           self.store, self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix,
+                           risk=self.risk, on_equity=on_eq, sizing_reserve=self.sizing_reserve)
+        r.executor.symbol_busy = busy
+        if self.risk is not None:
+            r.executor.portfolio = (lambda r=r: self._portfolio(r))
+        return r
+
+    def _symbol_busy_fn(self, spec: RunnerSpec):
+        """`() -> bool`: another runner on `spec.symbol` holds a position (grid and single-position
+        trades are mutually exclusive per symbol); None when no other spec trades the symbol."""
+        if sum(1 for s in self.specs if s.symbol == spec.symbol) < 2:
+            return None
+
+        def busy() -> bool:
+            return any(r.symbol == spec.symbol and r.name != spec.strategy and r.book.qty > 0
+                       for r in self.runners)
+        return busy
+
+    async def _connect_live(self) -> None:
+        """Connect and reconcile every live runner (AccountInUse / AccountModeError refuse the
+        start; a runner whose exchange cannot be read now stays "reconciling" and is retried
+        by `_live_loop`, trading nothing meanwhile)."""
+        symbols: dict[str, str] = {}
+        for r in self.runners:
+            other = symbols.get(r.symbol)
+            if other is not None:
+                raise RadarError(f"{r.symbol}: {other} and {r.name} would share one exchange position; "
+                                 "one grid strategy per symbol when trading live")
+            symbols[r.symbol] = r.name
+        for r in self.runners:
+            await r.connect()
+
+    async def _live_loop(self) -> None:
+        """Between candles: fills, stop-outs, take-profits (poll_interval_s), stop checks
+        (recheck_interval_s), and reconciliation retries with backoff."""
+        lv = self.live
+        loop = asyncio.get_running_loop()
+        next_verify = loop.time() + lv.recheck_interval_s
+        backoff = {id(r): lv.reconnect_backoff_s for r in self.runners}
+        retry_at = {id(r): loop.time() + lv.reconnect_backoff_s for r in self.runners}
+        while True:
+            await asyncio.sleep(lv.poll_interval_s)
+            now = loop.time()
+            for r in self.runners:
+                if r.state == "reconciling" and now >= retry_at[id(r)]:
+                    try:
+                        ok = await r.connect()
+                    except RadarError as exc:
+                        log.critical("%s %s: %s", r.name, r.symbol, exc)
+                        ok = False
+                    if not ok:
+                        backoff[id(r)] = min(300.0, backoff[id(r)] * 2)
+                        retry_at[id(r)] = now + backoff[id(r)]
+                await r.tick()
+            if now >= next_verify:
+                next_verify = now + lv.recheck_interval_s
+                for r in self.runners:
+                    await r.verify_stops()
 
     async def run(self) -> None:
         """Start (unless started), process until the data ends or `stop()`, then shut down."""
@@ -268,6 +400,7 @@ class Engine:
         by_key = self._by_key
         last_ts = self._last_ts
         listeners = self.feed_listeners
+        with_volume = self._with_volume
         reconnects = 0
         # The stream hands over queued events without suspending (a replay catching up after a
         # slow paint delivers a burst): yield to the loop every CONSUME_SLICE_S of work so one
@@ -298,9 +431,14 @@ class Engine:
                     if runners:
                         o, h, lo, c = ev.open, ev.high, ev.low, ev.close
                         for r in runners:
-                            r.on_candle(ts, o, h, lo, c)
+                            if r.live:
+                                await r.on_candle(ts, o, h, lo, c)
+                            elif id(r) in with_volume:
+                                r.on_candle(ts, o, h, lo, c, ev.volume)
+                            else:
+                                r.on_candle(ts, o, h, lo, c)
                             if self._risk_trip is not None:
-                                self._apply_risk_trip()
+                                await self._apply_risk_trip()
                     stats.candles += 1
                     now = time.monotonic()
                     if stats.first_candle_at is None:
@@ -352,14 +490,15 @@ class Engine:
         """The account as the risk rules see it before an entry of runner `me`: every runner's
         position and resting entries; the free margin of `me`'s paper account (its equity less
         the margin its position and resting entries hold)."""
+        from core.executor.risk_gate import entry_notional
         from core.risk import Exposure, PortfolioView
         from core.strategies.base import LONG
 
         positions, pending = [], []
         free = None
         for r in self.runners:
-            eng = r.gateway.engine
-            side = "long" if r.strategy.side == LONG else "short"
+            eng = r.book
+            side = "long" if eng.side == LONG else "short"
             k = eng.levels_filled
             price = r.last_close if r.last_close is not None else eng.avg_entry
             used = 0.0
@@ -367,7 +506,7 @@ class Engine:
                 notional = abs(eng.qty * price)
                 positions.append(Exposure(r.symbol, side, notional))
                 used += abs(eng.cost) / eng.leverage
-            unit = eng.unit if k else r.strategy.cycle_notional(eng.cash, eng.leverage)
+            unit = entry_notional(eng, r.strategy)
             for rec in r.executor.orders.values():
                 if rec[0] == "entry":
                     pending.append(Exposure(r.symbol, side, unit, opens_position=k == 0 and rec[1] == 0))
@@ -383,14 +522,14 @@ class Engine:
             self.kill_switch.trip("risk", flatten=d.flatten, reason=d.reason)
             self._risk_trip = d
 
-    def _apply_risk_trip(self) -> None:
+    async def _apply_risk_trip(self) -> None:
         d, self._risk_trip = self._risk_trip, None
         log.error("RISK: kill switch tripped (%s): %s", d.code, d.reason)
         cancelled = flattened = 0
         for r in self.runners:
-            cancelled += r.cancel_entries()
+            cancelled += await maybe_await(r.cancel_entries())
             if d.flatten and r.position()["qty"]:
-                r.flatten("kill")
+                await maybe_await(r.flatten("kill"))
                 flattened += 1
         self.bus.publish(KillSwitchEvent(True, d.flatten, "risk", d.reason))
         log.warning("risk trip: %d entries cancelled, %d positions flattened", cancelled, flattened)
@@ -413,7 +552,8 @@ class Engine:
         for r in self.runners:
             p = r.position()
             pos = f"{p['qty']:.6g}@{p['avg_entry']:.6g} stop {p['stop']:.6g}" if p["qty"] else "flat"
-            parts.append(f"{r.name} {r.symbol}: {pos}, {len(r.gateway.cycles)} cycles")
+            parts.append(f"{r.name} {r.symbol}: {pos}, {len(r.cycles)} cycles"
+                         + ("" if not r.live or r.state == "ready" else f" [{r.state}: {r.state_reason}]"))
         parts.append("KILL SWITCH ON" if s.kill_switch else "kill switch off")
         return " | ".join(parts)
 
@@ -427,6 +567,9 @@ class Engine:
             await self.data.stop()
         if self._join_task is not None:
             await asyncio.gather(self._join_task, return_exceptions=True)
+        for r in self.runners:
+            if r.live:
+                await r.close()
         for src in self.sources:
             if src.aclose is not None:
                 try:
@@ -441,3 +584,10 @@ class Engine:
             self.store = None
         self._lock.release()
         self.bus.publish(HealthEvent("engine", "down", "stopped"))
+
+
+async def maybe_await(x: Any) -> Any:
+    """`x`, awaited when it is awaitable (paper runner commands are plain calls, live ones coroutines)."""
+    if asyncio.iscoroutine(x) or isinstance(x, asyncio.Future):
+        return await x
+    return x

@@ -53,12 +53,13 @@ class StrategyRunner:
         store: the state store. kill_switch: the engine's kill switch. bus: the event bus (or None).
         mode: "paper" (the only mode so far). id_prefix: client order id prefix.
         publish_candles: publish a CandleEvent per processed candle.
+        sizing_reserve: see `core.executor.paper.PaperGateway` (0 on replays: the backtest's sizing).
     """
 
     def __init__(self, strategy: str, params: dict, symbol: str, timeframe: str, account: Account,
                  store: StateStore, kill_switch: KillSwitch, bus: EventBus | None = None, *,
                  mode: str = "paper", id_prefix: str = "rd", publish_candles: bool = True,
-                 risk=None, portfolio=None, on_equity=None) -> None:
+                 risk=None, portfolio=None, on_equity=None, sizing_reserve: float = 0.0) -> None:
         strat = registry.create(strategy, params)
         if not isinstance(strat, GridStrategy):
             raise TypeError(f"{strategy}: only grid strategies can run in the engine so far")
@@ -74,7 +75,7 @@ class StrategyRunner:
         self.publish_candles = publish_candles
         self.runner_id = store.runner_id(strategy, symbol, timeframe, mode, dict(strat.params))
         self.ids = ClientIds(id_prefix, strategy, symbol)
-        self.gateway = PaperGateway(strat, symbol, account, self.ids)
+        self.gateway = PaperGateway(strat, symbol, account, self.ids, sizing_reserve)
         self.executor = GridExecutor(self.runner_id, strat, symbol, self.gateway, self.ids, store, bus, kill_switch,
                                      risk=risk, portfolio=portfolio)
         self.on_equity = on_equity      # (ts) -> None, called inside the candle's transaction (risk trips)
@@ -87,9 +88,21 @@ class StrategyRunner:
         self.day_start_equity: float | None = None
         self._day: int | None = None
 
+    live = False
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.symbol, self.timeframe)
+
+    @property
+    def book(self):
+        """The runner's account: the paper matching engine (cash, qty, avg_entry, stop,
+        levels_filled, unit, cycles, fills, ...), the same names as the live ledger."""
+        return self.gateway.engine
+
+    @property
+    def cycles(self) -> list:
+        return self.gateway.engine.cycles
 
     # ---------------------------------------------------------------- warm-up / resume
     def restore(self, history_rows: Iterable[tuple[int, float, float, float, float]] | None = None) -> bool:

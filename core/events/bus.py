@@ -151,11 +151,30 @@ class EngineStatus:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReconcileEvent:
+    """One action of the start-up reconciliation of a live runner with the exchange.
+
+    action: adopted | filled_while_down | closed_while_down | cancelled_orphan | never_sent |
+    stop_replaced | qty_adjusted | external_order | external_position | done | failed.
+    client_id: the order concerned (None for positions and summaries). ts: ms UTC (wall clock).
+    """
+
+    strategy: str
+    symbol: str
+    ts: int
+    action: str
+    client_id: str | None
+    detail: str = ""
+
+
 #: kinds never dropped on overflow
-CRITICAL_KINDS: tuple[type, ...] = (OrderEvent, FillEvent, PositionEvent, RiskRejection, KillSwitchEvent)
+CRITICAL_KINDS: tuple[type, ...] = (OrderEvent, FillEvent, PositionEvent, RiskRejection, KillSwitchEvent,
+                                    ReconcileEvent)
 #: every event kind of the bus
 EVENT_KINDS: tuple[type, ...] = (CandleEvent, IntentEvent, OrderEvent, FillEvent, PositionEvent,
-                                 RiskRejection, KillSwitchEvent, HealthEvent, AlertEvent, EngineStatus)
+                                 RiskRejection, KillSwitchEvent, HealthEvent, AlertEvent, EngineStatus,
+                                 ReconcileEvent)
 
 _END = object()
 

@@ -21,6 +21,7 @@ class OrderState:
 
     status: "open" (resting, possibly partly filled) | "filled" | "cancelled" | "rejected".
     qty: ordered base units; filled: filled base units; avg_price: average fill price (None: no fill).
+    fee: USDT paid on the filled part (None when the venue does not say).
     """
 
     client_id: str
@@ -33,6 +34,7 @@ class OrderState:
     avg_price: float | None
     purpose: str = "entry"
     level: int = -1
+    fee: float | None = None        # USDT paid on the filled part, as reported (None: not reported)
 
 
 @runtime_checkable

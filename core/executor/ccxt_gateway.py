@@ -264,9 +264,11 @@ class CcxtGateway:
         return st
 
     def _state(self, o: dict, purpose: str, level: int) -> OrderState:
+        fee = (o.get("fee") or {}).get("cost")
         return OrderState(o.get("clientOrderId") or "", o.get("id"), _STATUS.get(o.get("status") or "", "open"),
                           o.get("side"), o.get("price") if o.get("price") else o.get("triggerPrice"),
-                          o.get("amount"), float(o.get("filled") or 0.0), o.get("average"), purpose, level)
+                          o.get("amount"), float(o.get("filled") or 0.0), o.get("average"), purpose, level,
+                          None if fee is None else abs(float(fee)))
 
     async def _order_detail(self, cid: str, purpose: str, level: int) -> OrderState | None:
         try:
@@ -356,7 +358,7 @@ class CcxtGateway:
                                       oneWayMode=True))
             st = await self.fetch_order_state(client_id)
         after = await self.fetch_position()
-        fee = 0.0
+        fee = st.fee or 0.0
         return GatewayFill(client_id, self.symbol, ts, "exit", st.side or "", float(st.avg_price or price or 0.0),
                            st.filled, fee, -1, reason, after.qty, after.avg_entry, after.stop, 0 if after.qty == 0 else 1)
 
@@ -364,8 +366,18 @@ class CcxtGateway:
     async def fetch_open_orders(self) -> list[OpenOrder]:
         """Our orders of the four kinds (plain, normal_plan, profit_loss, track_plan) + client-side TPs.
         Raises if any of the four reads fails (a partial list would hide an order)."""
+        ours, foreign = await self.fetch_all_open_orders()
+        for f in foreign:
+            log.warning("foreign open order on %s: %s (%s)", self.symbol, f["id"], f["client_id"])
+        return ours
+
+    async def fetch_all_open_orders(self) -> tuple[list[OpenOrder], list[dict]]:
+        """(ours, foreign): our open orders of the four kinds + client-side TPs, and the orders
+        of the symbol whose client id does not carry our prefix, as dicts {id, client_id, kind,
+        side, price, qty}. Raises if any of the four reads fails."""
         plain = await self._read(self.ex.fetch_open_orders, self.symbol, None, None, self._p())
         out: list[OpenOrder] = []
+        foreign: list[dict] = []
         rows = [(o, False) for o in plain]
         for kind in PLAN_KINDS:
             rows += [(o, True) for o in await self._plans(kind)]
@@ -373,7 +385,10 @@ class CcxtGateway:
             cid = o.get("clientOrderId")
             parsed = parse_client_id(cid, self.prefix)
             if parsed is None:
-                log.warning("foreign open order on %s: %s (%s)", self.symbol, o.get("id"), cid)
+                foreign.append({"id": o.get("id"), "client_id": cid,
+                                "kind": (o.get("info") or {}).get("planType") if is_plan else "plain",
+                                "side": o.get("side"), "qty": o.get("amount"),
+                                "price": o.get("triggerPrice") if is_plan else o.get("price")})
                 continue
             purpose, level, _ = parsed
             price = o.get("triggerPrice") if is_plan else o.get("price")
@@ -382,7 +397,36 @@ class CcxtGateway:
                 qty = (qty or 0.0) - float(o["filled"])
             out.append(OpenOrder(cid, self.symbol, purpose, o.get("side") or "", price, level, qty))
         out.extend(self._tp.values())
-        return out
+        return out, foreign
+
+    async def fetch_mark_price(self) -> float:
+        """The symbol's mark price (quote currency) from the ticker. Raises GatewayError."""
+        t = await self._read(self.ex.fetch_ticker, self.symbol, self._p())
+        info = t.get("info") or {}
+        for v in (info.get("markPrice"), t.get("last")):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                continue
+            if x > 0:
+                return x
+        raise GatewayError(f"{self.symbol}: the ticker has no mark or last price")
+
+    def amount_of(self, qty: float) -> float:
+        """`qty` rounded to the symbol's amount precision (base units); 0.0 when below it."""
+        try:
+            return float(self.ex.amount_to_precision(self.symbol, qty))
+        except Exception:  # noqa: BLE001 - ccxt raises InvalidOrder below the minimum
+            return 0.0
+
+    def price_of(self, price: float) -> float:
+        """`price` rounded to the symbol's price precision."""
+        return float(self.ex.price_to_precision(self.symbol, price))
+
+    def min_amount(self) -> float:
+        """The symbol's minimum order amount (base units; 0 when the market does not say)."""
+        lim = (self.ex.market(self.symbol).get("limits") or {}).get("amount") or {}
+        return float(lim.get("min") or 0.0)
 
     async def fetch_stop(self) -> OpenOrder | None:
         """The live pos_loss stop of the symbol (ours or not), None when there is none."""

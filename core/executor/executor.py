@@ -38,11 +38,9 @@ from core.executor.client_ids import ClientIds
 from core.executor.gateway import GatewayFill, OrderNotFound, OrderRequest
 from core.executor.kill_switch import KillSwitch
 from core.executor.paper import PaperGateway
+from core.executor.risk_gate import RISK_RECHECK_MS  # noqa: F401 - re-exported (tests)
 from core.executor.state_store import StateStore
 from core.strategies.base import LONG, GridStrategy
-
-#: a rejected entry is re-checked after this much market time even when nothing changed (ms)
-RISK_RECHECK_MS = 24 * 3_600_000
 
 
 class GridExecutor:
@@ -70,7 +68,9 @@ class GridExecutor:
         self.risk = risk                # core.risk.RiskManager or None
         self.portfolio = portfolio      # () -> core.risk.PortfolioView (the whole account), with risk
         self._risk_side = "long" if strategy.side == LONG else "short"
-        self._risk_rejected: dict[str, tuple] = {}    # cid -> (fingerprint, ts) of its last rejection
+        self._gate = None               # core.executor.risk_gate.RiskGate, built on first use
+        self.symbol_busy = None         # () -> bool: another runner holds a position on the symbol
+        self._busy_at: int | None = None
         self.risk_rejections = 0
         self.dirty = True          # the account/book changed beyond order prices since the last full save
 
@@ -83,12 +83,20 @@ class GridExecutor:
         cyc = len(eng.cycles)
         k = eng.levels_filled
         want: dict[str, tuple] = {}
-        if not self.kill.active:
+        busy = k == 0 and self.symbol_busy is not None and self.symbol_busy()
+        if busy:
+            if self._busy_at is None:
+                self._busy_at = ts
+                if self.bus is not None:
+                    self.bus.publish(RiskRejection(self.name, self.symbol, ts, "symbol_busy",
+                                                   "another strategy holds a position on the symbol"))
+        elif not self.kill.active:
+            self._busy_at = None
             self._rejected_at = None
             lv = strat.levels
             for i in range(k, strat.num_levels):
                 want[ids(cyc, i, "entry")] = ("entry", i, lv[i])
-        elif k < strat.num_levels and self._rejected_at is None:     # once per kill-switch episode
+        elif k < strat.num_levels and self._rejected_at is None and self.kill.active:   # once per kill-switch episode
             self._rejected_at = ts
             if self.bus is not None:
                 self.bus.publish(RiskRejection(self.name, self.symbol, ts, "kill_switch", "entries blocked"))
@@ -122,30 +130,16 @@ class GridExecutor:
             store.amend_orders(amends)
 
     def _risk_ok(self, cid: str, level: int, price: float, ts: int) -> bool:
-        """The pre-trade check of one entry not resting yet (throttled re-checks after a rejection)."""
-        from core.risk import EntryCheck, Rejection
+        """The pre-trade check of one entry not resting yet (`core.executor.risk_gate`)."""
+        gate = self._gate
+        if gate is None:
+            from core.executor.risk_gate import RiskGate
 
-        eng = self.gateway.engine
-        if not (math.isfinite(price) and price > 0):
-            return True                     # not a real order price: the gateway ignores it
-        pf = self.portfolio()
-        prev = self._risk_rejected.get(cid)
-        fp = (len(pf.positions), len(pf.pending), round(sum(abs(e.notional) for e in (*pf.positions, *pf.pending)), 2),
-              eng.levels_filled, len(eng.cycles))
-        if prev is not None and prev[0] == fp and ts - prev[1] < RISK_RECHECK_MS:
-            return False
-        notional = eng.unit if eng.levels_filled else self.strategy.cycle_notional(eng.cash, eng.leverage)
-        if not (math.isfinite(notional) and notional > 0):
-            return True
-        check = EntryCheck(self.symbol, self._risk_side, float(notional), float(eng.leverage),
-                           is_new_position=eng.levels_filled == 0 and level == 0, level=level, strategy=self.name)
-        result = self.risk.check_entry(check, pf, ts)
-        if isinstance(result, Rejection):
-            self._risk_rejected[cid] = (fp, ts)
-            self.risk_rejections += 1
-            return False
-        self._risk_rejected.pop(cid, None)
-        return True
+            gate = self._gate = RiskGate(self.risk, self.portfolio, self.name, self.symbol, self._risk_side,
+                                         self.strategy)
+        ok = gate.check(self.gateway.engine, cid, level, price, ts)
+        self.risk_rejections = gate.rejections
+        return ok
 
     def _place(self, cid: str, purpose: str, level: int, price: float, cyc: int, ts: int, external: bool) -> None:
         store = self.store

@@ -40,8 +40,9 @@ class _Book(GridStrategy):
     """What the matching engine sees as its strategy: the resting orders' prices (set through
     the gateway) and the strategy's sizing and stop rule (position-attached stop)."""
 
-    def __init__(self, strategy: GridStrategy) -> None:
+    def __init__(self, strategy: GridStrategy, sizing_reserve: float = 0.0) -> None:
         self.strategy = strategy
+        self.sizing_reserve = sizing_reserve
         self.name = strategy.name
         self.side = strategy.side
         self.num_levels = strategy.num_levels
@@ -53,6 +54,8 @@ class _Book(GridStrategy):
         raise RuntimeError("the paper book is quoted through the gateway")
 
     def cycle_notional(self, cash: float, leverage: float) -> float:
+        if self.sizing_reserve:
+            cash = cash * (1.0 - self.sizing_reserve)
         return self.strategy.cycle_notional(cash, leverage)
 
     def on_fill(self, level: int, price: float, qty: float, avg_entry: float) -> float:
@@ -70,14 +73,18 @@ class PaperGateway:
         symbol: ccxt unified symbol.
         account: capital, leverage and fees.
         ids: the runner's client ids (to name the fills of the attached stop and market exits).
+        sizing_reserve: fraction of the cash kept out of each cycle's sizing (0 = the spec's
+            sizing, as the backtest; `core.executor.live_ledger.fee_reserve` on the live feed,
+            as the live ledger sizes).
     """
 
     external = False
 
-    def __init__(self, strategy: GridStrategy, symbol: str, account: Account, ids: ClientIds) -> None:
+    def __init__(self, strategy: GridStrategy, symbol: str, account: Account, ids: ClientIds,
+                 sizing_reserve: float = 0.0) -> None:
         self.symbol = symbol
         self.ids = ids
-        self.book = _Book(strategy)
+        self.book = _Book(strategy, sizing_reserve)
         cls = LongMatchingEngine if strategy.side == LONG else ShortMatchingEngine
         self.engine: MatchingEngine = cls(self.book, account, self._on_engine_fill)
         self._orders: dict[str, OpenOrder] = {}

@@ -26,6 +26,7 @@ from pathlib import Path
 from core.backtest.result import Cycle
 from core.errors import RadarError
 from core.storage.db import open_sync
+from core.storage.wal_checkpointer import WalCheckpointer
 
 
 class EngineLocked(RadarError):
@@ -87,8 +88,12 @@ class StateStore:
         self.conn = open_sync(self.db_path)
         self.conn.execute("PRAGMA wal_autocheckpoint=10000")   # fewer checkpoint fsyncs at replay speed
         self.in_tx = False
+        # the WAL's fsyncs and copy-back run in a background thread, not inside this connection's
+        # COMMIT on the event loop (see core.storage.wal_checkpointer)
+        self.checkpointer = WalCheckpointer(self.db_path).start()
 
     def close(self) -> None:
+        self.checkpointer.close()
         if self.in_tx:
             self.rollback()
         self.conn.close()
@@ -198,11 +203,52 @@ class StateStore:
         self.conn.execute("UPDATE trading_orders SET status=?, updated_ts=? WHERE client_id=?",
                           (status, ts, client_id))
 
-    def add_fill(self, runner_id: int, f) -> None:
-        self.conn.execute("INSERT INTO trading_fills (runner_id, client_id, ts, kind, reason, level, side, price, "
-                          "qty, fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          (runner_id, f.client_id, f.ts, "entry" if f.purpose == "entry" else "exit", f.reason,
+    def add_fill(self, runner_id: int, f, seq: int = 0) -> None:
+        """One fill (`GatewayFill`-like); `seq` numbers the partial fills of one order (0 first)."""
+        self.conn.execute("INSERT INTO trading_fills (runner_id, client_id, seq, ts, kind, reason, level, side, "
+                          "price, qty, fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (runner_id, f.client_id, seq, f.ts, "entry" if f.purpose == "entry" else "exit", f.reason,
                            f.level, f.side, f.price, f.qty, f.fee))
+
+    def fill_count(self, client_id: str) -> int:
+        """How many fills (partial fills included) are recorded for the order."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM trading_fills WHERE client_id=?",
+                                     (client_id,)).fetchone()[0])
+
+    def set_order_qty(self, client_id: str, qty: float | None) -> None:
+        """The ordered base units of a live order."""
+        self.conn.execute("UPDATE trading_orders SET qty=? WHERE client_id=?", (qty, client_id))
+
+    def order(self, client_id: str) -> dict | None:
+        """One order row as a dict (None when unknown)."""
+        cols = ("client_id", "runner_id", "cycle", "level", "purpose", "side", "price", "status", "qty")
+        row = self.conn.execute(f"SELECT {', '.join(cols)} FROM trading_orders WHERE client_id=?",
+                                (client_id,)).fetchone()
+        return None if row is None else dict(zip(cols, row))
+
+    def orders_by_status(self, runner_id: int, statuses: tuple[str, ...]) -> list[dict]:
+        """The runner's orders with one of `statuses`, oldest first."""
+        cols = ("client_id", "runner_id", "cycle", "level", "purpose", "side", "price", "status", "qty")
+        marks = ", ".join("?" * len(statuses))
+        return [dict(zip(cols, r)) for r in self.conn.execute(
+            f"SELECT {', '.join(cols)} FROM trading_orders WHERE runner_id=? AND status IN ({marks}) "
+            "ORDER BY created_ts, rowid", (runner_id, *statuses))]
+
+    def known_client_id(self, client_id: str) -> bool:
+        """True when any runner of this database recorded an order with this client id."""
+        return self.conn.execute("SELECT 1 FROM trading_orders WHERE client_id=?", (client_id,)).fetchone() is not None
+
+    def pending_intents(self, runner_id: int) -> list[dict]:
+        """Intents recorded but not confirmed done (a crash between the record and the answer)."""
+        cols = ("id", "ts", "action", "client_id", "price")
+        return [dict(zip(cols, r)) for r in self.conn.execute(
+            "SELECT id, ts, action, client_id, price FROM trading_intents WHERE runner_id=? AND status='pending' "
+            "ORDER BY id", (runner_id,))]
+
+    def add_reconcile(self, runner_id: int, action: str, client_id: str | None, detail: str) -> None:
+        """One start-up reconciliation action (audit log, table trading_reconcile)."""
+        self.conn.execute("INSERT INTO trading_reconcile (runner_id, ts_ms, action, client_id, detail) "
+                          "VALUES (?, ?, ?, ?, ?)", (runner_id, _now_ms(), action, client_id, detail))
 
     def add_position(self, runner_id: int, ts: int, qty: float, avg_entry: float | None, stop: float | None,
                      stop_client_id: str | None, levels_filled: int) -> None:

@@ -294,4 +294,38 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        7,
+        "live trading: partial fills (fill seq per order), ordered qty, reconciliation log",
+        """
+        CREATE TABLE trading_fills_v7 (
+            id          INTEGER PRIMARY KEY,
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            client_id   TEXT NOT NULL,
+            seq         INTEGER NOT NULL DEFAULT 0,  -- 0 = first (or whole) fill of the order, 1.. partial fills after it
+            ts          INTEGER NOT NULL,            -- candle open time (paper) / report time (live), ms UTC
+            kind        TEXT NOT NULL,               -- entry | exit
+            reason      TEXT,                        -- exits: tp | sl | end | kill | unprotected
+            level       INTEGER NOT NULL,
+            side        TEXT NOT NULL,
+            price       REAL NOT NULL,
+            qty         REAL NOT NULL,
+            fee         REAL NOT NULL,               -- USDT
+            UNIQUE (client_id, seq)
+        );
+        INSERT INTO trading_fills_v7 (id, runner_id, client_id, seq, ts, kind, reason, level, side, price, qty, fee)
+            SELECT id, runner_id, client_id, 0, ts, kind, reason, level, side, price, qty, fee FROM trading_fills;
+        DROP TABLE trading_fills;
+        ALTER TABLE trading_fills_v7 RENAME TO trading_fills;
+        ALTER TABLE trading_orders ADD COLUMN qty REAL;   -- ordered base units (live), NULL on paper
+        CREATE TABLE trading_reconcile (
+            id          INTEGER PRIMARY KEY,
+            runner_id   INTEGER NOT NULL REFERENCES trading_runners(id),
+            ts_ms       INTEGER NOT NULL,            -- wall clock, ms UTC
+            action      TEXT NOT NULL,               -- adopted | cancelled_orphan | filled_while_down | ...
+            client_id   TEXT,                        -- the order concerned, NULL for positions
+            detail      TEXT NOT NULL
+        );
+        """,
+    ),
 ]
