@@ -133,6 +133,8 @@ async def test_restart_while_a_level_is_being_opened(stub, candles, tmp_path, fa
     (PLACE_ORDER, server_error(), 2),
     (PLACE_ORDER, error("40762", "The order amount exceeds the balance"), 1),
     (PLACE_TPSL, server_error(), 2),
+    (PLACE_ORDER, hang(1.0), 1),              # timeout before the exchange took it: looked up, re-sent once
+    (ORDER_DETAIL, hang(1.0), 2),             # read timeouts: retried, never "flat"
 ])
 async def test_faults_end_consistent_and_protected(stub, candles, tmp_path, path, respond, times):
     h = LiveHarness(stub, tmp_path / "live.db", candles)

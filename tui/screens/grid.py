@@ -21,11 +21,13 @@ import datetime as dt
 import math
 from typing import Any
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
+from core.data.timeframes import timeframe_ms
 from tui.actions import Action
 from tui.widgets.cycles_table import CyclesTable
 from tui.widgets.ladder import (FILLED, PENDING, PLACED, GridView, Ladder, LevelView, fmt_money, fmt_pct,
@@ -59,7 +61,7 @@ def _open_cycle_fills(gs: dict, runner) -> dict[int, tuple[float, float]]:
     if not n or runner is None:
         return {}
     out: dict[int, tuple[float, float]] = {}
-    for f in reversed(runner.gateway.engine.fills):
+    for f in reversed(runner.book.fills):
         if f.kind != "entry":
             break
         if f.level < n and f.level not in out:
@@ -74,7 +76,7 @@ def _cycles(gs: dict, runner, limit: int = 20) -> list[dict]:
         return list(gs["recent_cycles"] or [])[-limit:]
     if runner is None:
         return []
-    return [dataclasses.asdict(c) for c in runner.gateway.cycles[-limit:]]
+    return [dataclasses.asdict(c) for c in runner.cycles[-limit:]]
 
 
 def grid_view(api: Any, symbol: str, strategy: str | None = None, snapshot: dict | None = None) -> GridView:
@@ -96,8 +98,7 @@ def grid_view(api: Any, symbol: str, strategy: str | None = None, snapshot: dict
     fills = _open_cycle_fills(gs, runner)
     cash = _finite(gs.get("cash")) or 0.0
     lev = float(getattr(getattr(runner, "account", None), "leverage", 1.0) or 1.0)
-    unit = _finite(getattr(getattr(runner, "gateway", None) and runner.gateway.engine, "unit", None)) \
-        if runner is not None else None
+    unit = _finite(getattr(runner.book, "unit", None)) if runner is not None else None
     levels = []
     for i in range(n_levels):
         if i < n_filled:
@@ -147,10 +148,17 @@ def chart_data(api: Any, view: GridView, n: int = CHART_CANDLES) -> ChartData | 
         for e, f in zip(envs, factors):
             e.append(None if m is None else m * f)
     index = {ts: i for i, ts in enumerate(h.ts[start:])}
-    fills = [(index[f.ts], f.price, f.kind) for f in runner.gateway.engine.fills[-200:] if f.ts in index]
+    tf = timeframe_ms(runner.timeframe)
+    fills = []
+    for f in runner.book.fills[-200:]:
+        i = index.get(f.ts)
+        if i is None:                  # a live fill: wall-clock time, inside its candle
+            i = index.get(f.ts - f.ts % tf)
+        if i is not None:
+            fills.append((i, f.price, f.kind))
     return ChartData(close=list(closes[start:]), sma=sma, envelopes=envs, fills=fills,
                      title=f"{view.symbol} {view.timeframe} — close, SMA/TP, envelopes, fills",
-                     key=(view.symbol, view.strategy, view.cursor_ts, len(runner.gateway.engine.fills)))
+                     key=(view.symbol, view.strategy, view.cursor_ts, len(runner.book.fills)))
 
 
 def chart_key(api: Any, view: GridView) -> tuple | None:
@@ -158,7 +166,17 @@ def chart_key(api: Any, view: GridView) -> tuple | None:
     runner = _runner(api, view.symbol, view.strategy)
     if runner is None or not len(runner.history):
         return None
-    return (view.symbol, view.strategy, view.cursor_ts, len(runner.gateway.engine.fills))
+    return (view.symbol, view.strategy, view.cursor_ts, len(runner.book.fills))
+
+
+def _update_summary(widget: Static, text: str) -> None:
+    """Show `text` in the auto-height summary; a layout pass only when its height may change
+    (another number of lines, or a line that does not fit the width and wraps)."""
+    width = widget.content_size.width
+    lines = text.split("\n")
+    shape = (len(lines), width > 0 and all(cell_len(line) <= width for line in lines))
+    widget.update(text, layout=not (shape[1] and getattr(widget, "_radar_shape", None) == shape))
+    widget._radar_shape = shape  # type: ignore[attr-defined]
 
 
 def _utc(ms: int | None) -> str:
@@ -261,7 +279,7 @@ class GridScreen(RadarScreen):
         self._sig = sig
         view = grid_view(api, self.symbol, strategy, snapshot=snap)
         self.view = view
-        self.query_one("#grid-summary", Static).update(summary_text(view))
+        _update_summary(self.query_one("#grid-summary", Static), summary_text(view))
         self.query_one(Ladder).show(view)
         self.query_one(CyclesTable).show(f"{view.symbol}:{view.strategy}", view.cycles)
         chart = self.query_one(PriceChart)
