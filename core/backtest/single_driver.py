@@ -166,7 +166,7 @@ class ArraySignalStrategy(SinglePositionStrategy):
         nxt = self.clock_ms if self.clock_ms is not None else (
             history.ts[-1] + (history.ts[-1] - history.ts[-2] if t > 1 else 0))
         last = history.close[-1]
-        vol = list(getattr(history, "volume", None) or [math.nan] * t)  # CandleHistory has no volume yet
+        vol = list(getattr(history, "volume", None) or [math.nan] * t)  # a driver keeping no volumes: nan
         a = self._compute(history.ts + [nxt], history.open + [last], history.high + [last],
                           history.low + [last], history.close + [last], vol + [0.0])
         return t, (a.sig.tolist(), a.sref.tolist(), a.tref.tolist())

@@ -87,6 +87,7 @@ class GridExecutor:
         if busy:
             if self._busy_at is None:
                 self._busy_at = ts
+                self.risk_rejections += 1
                 if self.bus is not None:
                     self.bus.publish(RiskRejection(self.name, self.symbol, ts, "symbol_busy",
                                                    "another strategy holds a position on the symbol"))

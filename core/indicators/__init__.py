@@ -25,6 +25,10 @@ source file only. After editing a helper another module calls (`_runs.py`,
 | supertrend(high, low, close, atr_period, multiplier) -> (line, direction) | atr_period | Pine ta.supertrend rules |
 | rolling_vwap(high, low, close, volume, n) | n-1 | — |
 | adx(high, low, close, n) | 2n-1 | talib.ADX |
+
+Step by step (pure Python, one candle at a time, bit-identical to the functions above; not
+re-exported here): `incremental` holds the incremental indicators (Ema, Rsi, Atr, ...),
+`signal_streams` the per-strategy signal streams a live single-position runner is fed by.
 """
 
 from core.indicators.channels import donchian

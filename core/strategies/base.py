@@ -36,11 +36,15 @@ class ParamError(RadarError, ValueError):
 
 
 class CandleHistory:
-    """The closed candles a strategy may look at: five parallel Python lists, oldest first.
+    """The closed candles a strategy may look at: six parallel Python lists, oldest first.
 
     Attributes:
         ts: open times, int ms UTC.
         open, high, low, close: float prices (quote currency).
+        volume: float base-currency volumes (nan = unknown), aligned with the other lists
+            when the driver gives a volume with every candle (`append(..., v)`, as the
+            single-position runner does); empty when it gives none (the backtest drivers
+            and the grid runners: no strategy of theirs reads it).
 
     The driver (backtest or live feed) appends a candle only after it has closed and been
     processed, so while candle t is being traded the history holds exactly candles
@@ -48,7 +52,7 @@ class CandleHistory:
     keep the per-candle arithmetic in Python floats, which is both fast and exact.
     """
 
-    __slots__ = ("ts", "open", "high", "low", "close")
+    __slots__ = ("ts", "open", "high", "low", "close", "volume")
 
     def __init__(self) -> None:
         self.ts: list[int] = []
@@ -56,17 +60,26 @@ class CandleHistory:
         self.high: list[float] = []
         self.low: list[float] = []
         self.close: list[float] = []
+        self.volume: list[float] = []
 
     def __len__(self) -> int:
         return len(self.close)
 
-    def append(self, ts: int, o: float, h: float, lo: float, c: float) -> None:
-        """Add one closed candle (open time ms UTC, prices as floats)."""
+    def append(self, ts: int, o: float, h: float, lo: float, c: float, v: float | None = None) -> None:
+        """Add one closed candle (open time ms UTC, prices as floats; `v` the volume in base
+        units, nan = unknown, None = the driver keeps no volumes)."""
         self.ts.append(ts)
         self.open.append(o)
         self.high.append(h)
         self.low.append(lo)
         self.close.append(c)
+        if v is not None:
+            self.volume.append(v)
+
+    def trim(self, keep: int) -> None:
+        """Keep only the newest `keep` candles (keep >= 1), in every list."""
+        for name in CandleHistory.__slots__:
+            del getattr(self, name)[:-keep]
 
 
 class GridStrategy(ABC):
