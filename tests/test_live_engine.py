@@ -307,3 +307,22 @@ async def test_missing_stop_is_recreated_on_restart_and_on_the_interval(stub, ca
     assert eng3.runners[0].state == "ready"
     await eng3.stop()
     await h.close()
+
+
+async def test_ticker_touching_the_take_profit_closes_at_market(stub, candles, tmp_path):
+    h = LiveHarness(stub, tmp_path / "live.db", candles.between(None, int(candles.ts[120])))
+    await h.engine().run()                                     # ends with a position open
+    eng = h.engine()
+    await eng.start()
+    r = eng.runners[0]
+    tp = r.ledger.take_profit
+    assert r.ledger.qty > 0 and math.isfinite(tp)
+    await r.on_ticker(tp * 0.99)                               # not touched: nothing happens
+    assert stub.position(STUB_SYM).qty != 0
+    stub.set_mark(STUB_SYM, tp * 1.001)
+    await r.on_ticker(tp * 1.001)
+    assert stub.position(STUB_SYM).qty == 0
+    assert r.cycles[-1].exit_reason == "tp" and r.ledger.qty == 0
+    await eng.stop()
+    assert_consistent(stub, h.db)
+    await h.close()

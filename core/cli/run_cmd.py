@@ -177,7 +177,7 @@ def live_sources(cfg, db_path: Path) -> list:
         import ccxt.pro as ccxtpro
     except ImportError as exc:
         raise RadarError(f"the live feed needs ccxt.pro: {exc}") from exc
-    from core.data.live_feed import LiveFeed
+    from core.data.live_feed import LiveFeed, TickerFeed
 
     if not cfg.exchanges:
         raise UsageError("exchanges.yaml has no exchange: cannot run on the live feed (use --replay PATH)")
@@ -207,7 +207,8 @@ def live_sources(cfg, db_path: Path) -> list:
             return rows[-n:]
 
         out.append(CandleSource(symbol, tf, lambda after, s=symbol, t=tf: LiveFeed(exchange, s, t), history,
-                                replay=False, store_db=db_path, aclose=exchange.close if not out else None))
+                                replay=False, store_db=db_path, aclose=exchange.close if not out else None,
+                                make_ticker_feed=lambda s=symbol: TickerFeed(exchange, s)))
     return out
 
 

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable
 
 from core.backtest.result import Account
 from core.data.engine import DataEngine
-from core.data.feed import ClosedCandle, FeedFresh, FeedReconnect, FeedStale
+from core.data.feed import ClosedCandle, FeedFresh, FeedReconnect, FeedStale, TickerUpdate
 from core.data.timeframes import timeframe_ms
 from core.engine.runner import StrategyRunner
 from core.events.bus import EngineStatus, EventBus, HealthEvent, KillSwitchEvent
@@ -74,6 +74,7 @@ class CandleSource:
     replay: bool = True
     store_db: Path | None = None
     funding: Any = None        # (ts, rate) arrays of the perpetual's funding rates, for the `funding` strategy
+    make_ticker_feed: Callable[[], Any] | None = None    # live: ticker pushes (client-side take-profit)
     aclose: Callable[[], Any] | None = None      # awaited at shutdown (e.g. the ccxt exchange's close)
 
 
@@ -253,9 +254,13 @@ class Engine:
                 await self._connect_live()
             feeds = [src.make_feed(start_after.get((src.symbol, src.timeframe))) for src in self.sources
                      if (src.symbol, src.timeframe) in self._by_key]
+            if self.mode == "live":
+                feeds += [src.make_ticker_feed() for src in self.sources
+                          if src.make_ticker_feed is not None and (src.symbol, src.timeframe) in self._by_key]
             store_db = next((s.store_db for s in self.sources if s.store_db is not None), None)
             self.data = DataEngine(feeds, db_path=store_db, start_after=start_after, resume_from_store=False)
-            self._stream = self.data.events((ClosedCandle, FeedReconnect, FeedStale, FeedFresh))
+            self._stream = self.data.events((ClosedCandle, FeedReconnect, FeedStale, FeedFresh)
+                                            + ((TickerUpdate,) if self.mode == "live" else ()))
             await self.data.start()
         except BaseException:
             await self._close()
@@ -451,6 +456,10 @@ class Engine:
                         await asyncio.sleep(0)
                         slice_t0 = time.monotonic()
                     last_at = now
+                elif type(ev) is TickerUpdate:
+                    for r in self.runners:
+                        if r.symbol == ev.symbol and r.live:
+                            await r.on_ticker(ev.last)
                 elif isinstance(ev, (FeedStale, FeedFresh)):
                     self.bus.publish(ev)
                     self.bus.publish(HealthEvent("feed", "ok" if isinstance(ev, FeedFresh) else "degraded",

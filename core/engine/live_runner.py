@@ -14,7 +14,8 @@ Life cycle:
   check the client-side take-profit against the close, append the candle, let the strategy
   quote the next candle, sync the entries, record the equity point and the cursor;
 * `tick()` between candles (the engine's poll loop): fills, stop-outs, the take-profit
-  against the mark price; `verify_stops()` on `stops.recheck_interval_s`.
+  against the mark price; `verify_stops()` on `stops.recheck_interval_s`;
+* `on_ticker(price)`: a ticker push checks the client-side take-profit at once.
 
 All exchange work of one runner is serialised by `lock`. Times ms UTC, money USDT.
 """
@@ -252,6 +253,17 @@ class LiveRunner:
                 mark = await self._guarded(self.gateway.fetch_mark_price())
                 if mark is not None:
                     await self._guarded(self.executor.on_mark(mark, now))
+
+    async def on_ticker(self, price: float) -> None:
+        """A ticker push (last price): the client-side take-profit, checked without waiting for
+        the poll. Cheap when flat or not touched (no exchange call, no lock)."""
+        led = self.ledger
+        tp = led.take_profit
+        if self.state != READY or led.qty <= 0 or not (math.isfinite(tp) and math.isfinite(price)):
+            return
+        if (price >= tp) if led.side == "long" else (price <= tp):
+            async with self.lock:
+                await self._guarded(self.executor.on_mark(price, self.clock_ms()))
 
     async def verify_stops(self) -> None:
         if self.state != READY:
