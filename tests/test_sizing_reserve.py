@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 
 from core.backtest.loading import load_from_file
 from core.backtest.result import Account

@@ -28,8 +28,8 @@ import math
 from typing import Any, Callable, Iterable
 
 from core.backtest.result import Account
-from core.events.bus import CandleEvent, EventBus, HealthEvent
-from core.executor.client_ids import ClientIds
+from core.engine.runner_base import RunnerBase
+from core.events.bus import EventBus, HealthEvent
 from core.executor.gateway import GatewayError
 from core.executor.kill_switch import KillSwitch
 from core.executor.live_executor import LiveGridExecutor, wall_ms
@@ -38,17 +38,15 @@ from core.executor.protection import Protection, UnprotectedPosition
 from core.executor.reconcile import AccountInUse, reconcile
 from core.executor.state_store import StateStore
 from core.strategies import registry
-from core.strategies.base import CandleHistory, GridStrategy
+from core.strategies.base import GridStrategy
 
 log = logging.getLogger(__name__)
-
-MAX_HISTORY = 20_000
 
 #: runner states
 CONNECTING, READY, RECONCILING, BLOCKED = "connecting", "ready", "reconciling", "blocked"
 
 
-class LiveRunner:
+class LiveRunner(RunnerBase):
     """See the module docstring.
 
     Args:
@@ -76,34 +74,15 @@ class LiveRunner:
         strat = registry.create(strategy, params)
         if not isinstance(strat, GridStrategy):
             raise TypeError(f"{strategy}: only grid strategies can trade live so far")
-        self.strategy = strat
-        self.name = strategy
-        self.symbol = symbol
-        self.timeframe = timeframe
-        self.account = account
-        self.mode = "live"
-        self.store = store
-        self.bus = bus
-        self.kill = kill_switch
+        self._init_runner(strategy, strat, symbol, timeframe, account, store, kill_switch, bus, "live", id_prefix,
+                          publish_candles, on_equity)
         self.gateway = gateway
         self.clock_ms = clock_ms
-        self.publish_candles = publish_candles
-        self.runner_id = store.runner_id(strategy, symbol, timeframe, "live", dict(strat.params))
-        self.ids = ClientIds(id_prefix, strategy, symbol)
         self.ledger = LiveLedger(strat, account)
         self._alert_cb = alert
         self.protection = Protection(gateway, self._alert, attempts=stop_retries, clock_ms=clock_ms)
         self.executor = LiveGridExecutor(self.runner_id, strat, symbol, gateway, self.ids, store, bus, kill_switch,
                                          self.ledger, self.protection, risk_gate, clock_ms)
-        self.on_equity = on_equity
-        self.history = CandleHistory()
-        self.cursor: int | None = None
-        self.n_candles = 0
-        self.last_close: float | None = None
-        self.finished = False
-        self.equity_last = float(account.initial_capital)
-        self.day_start_equity: float | None = None
-        self._day: int | None = None
         self.state = CONNECTING
         self.state_reason = "not connected yet"
         self.lock = asyncio.Lock()
@@ -111,17 +90,9 @@ class LiveRunner:
 
     # ---------------------------------------------------------------- shared queries
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.symbol, self.timeframe)
-
-    @property
     def book(self) -> LiveLedger:
         """The runner's account (same attribute names as the paper matching engine)."""
         return self.ledger
-
-    @property
-    def cycles(self) -> list:
-        return self.ledger.cycles
 
     def _alert(self, level: str, message: str) -> Any:
         if self.bus is not None:
@@ -219,16 +190,7 @@ class LiveRunner:
                 if self.on_equity is not None:
                     self.on_equity(ts)
                 self.store.save_state(self.runner_id, ts, self.n_candles, c, self.ledger.snapshot(), False)
-        if len(self.history) > MAX_HISTORY:
-            keep = MAX_HISTORY // 2
-            for name in ("ts", "open", "high", "low", "close"):
-                del getattr(self.history, name)[:-keep]
-        day = ts // 86_400_000
-        if day != self._day:
-            self._day = day
-            self.day_start_equity = eq
-        if self.bus is not None and self.publish_candles:
-            self.bus.publish(CandleEvent(self.symbol, self.timeframe, ts, o, h, lo, c))
+        self._after_candle(ts, o, h, lo, c, eq)
 
     async def _guarded(self, coro) -> Any:
         """Run one exchange step; a gateway failure is logged and retried on the next call

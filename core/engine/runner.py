@@ -28,22 +28,19 @@ from typing import Iterable
 
 from core.backtest.matching import END
 from core.backtest.result import Account
-from core.events.bus import CandleEvent, EventBus
-from core.executor.client_ids import ClientIds
+from core.engine.runner_base import RunnerBase
+from core.events.bus import EventBus
 from core.executor.executor import GridExecutor
 from core.executor.kill_switch import KillSwitch
 from core.executor.paper import PaperGateway
 from core.executor.state_store import StateStore
 from core.strategies import registry
-from core.strategies.base import CandleHistory, GridStrategy
+from core.strategies.base import GridStrategy
 
 log = logging.getLogger(__name__)
 
-#: keep at most this many candles of history in memory (trimmed to half when exceeded)
-MAX_HISTORY = 20_000
 
-
-class StrategyRunner:
+class StrategyRunner(RunnerBase):
     """One (strategy, symbol, timeframe) in paper mode (see the module docstring).
 
     Args:
@@ -63,46 +60,17 @@ class StrategyRunner:
         strat = registry.create(strategy, params)
         if not isinstance(strat, GridStrategy):
             raise TypeError(f"{strategy}: only grid strategies can run in the engine so far")
-        self.strategy = strat
-        self.name = strategy
-        self.symbol = symbol
-        self.timeframe = timeframe
-        self.account = account
-        self.mode = mode
-        self.store = store
-        self.bus = bus
-        self.kill = kill_switch
-        self.publish_candles = publish_candles
-        self.runner_id = store.runner_id(strategy, symbol, timeframe, mode, dict(strat.params))
-        self.ids = ClientIds(id_prefix, strategy, symbol)
+        self._init_runner(strategy, strat, symbol, timeframe, account, store, kill_switch, bus, mode, id_prefix,
+                          publish_candles, on_equity)
         self.gateway = PaperGateway(strat, symbol, account, self.ids, sizing_reserve)
         self.executor = GridExecutor(self.runner_id, strat, symbol, self.gateway, self.ids, store, bus, kill_switch,
                                      risk=risk, portfolio=portfolio)
-        self.on_equity = on_equity      # (ts) -> None, called inside the candle's transaction (risk trips)
-        self.history = CandleHistory()
-        self.cursor: int | None = None
-        self.n_candles = 0
-        self.last_close: float | None = None
-        self.finished = False
-        self.equity_last: float = float(account.initial_capital)
-        self.day_start_equity: float | None = None
-        self._day: int | None = None
-
-    live = False
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.symbol, self.timeframe)
 
     @property
     def book(self):
         """The runner's account: the paper matching engine (cash, qty, avg_entry, stop,
         levels_filled, unit, cycles, fills, ...), the same names as the live ledger."""
         return self.gateway.engine
-
-    @property
-    def cycles(self) -> list:
-        return self.gateway.engine.cycles
 
     # ---------------------------------------------------------------- warm-up / resume
     def restore(self, history_rows: Iterable[tuple[int, float, float, float, float]] | None = None) -> bool:
@@ -111,8 +79,8 @@ class StrategyRunner:
         st = self.store.load_state(self.runner_id)
         if st is None:
             if history_rows is not None:           # live warm-up: history before the first candle
-                for ts, o, h, lo, c in history_rows:
-                    self.history.append(ts, o, h, lo, c)
+                for row in history_rows:
+                    self.history.append(*row[:5])
             return False
         self.cursor = st["cursor_ts"]
         self.n_candles = st["n_candles"]
@@ -122,9 +90,9 @@ class StrategyRunner:
                               self.store.open_orders(self.runner_id))
         self.equity_last = self.gateway.equity(self.last_close) if self.last_close is not None else self.gateway.engine.cash
         if history_rows is not None:
-            for ts, o, h, lo, c in history_rows:
-                if self.cursor is None or ts <= self.cursor:
-                    self.history.append(ts, o, h, lo, c)
+            for row in history_rows:
+                if self.cursor is None or row[0] <= self.cursor:
+                    self.history.append(*row[:5])
         log.info("%s %s: resumed after candle %s (%d candles, %d cycles, cash %.2f)", self.name, self.symbol,
                  self.cursor, self.n_candles, len(self.gateway.cycles), self.gateway.engine.cash)
         return True
@@ -163,20 +131,7 @@ class StrategyRunner:
         except BaseException:
             store.rollback()
             raise
-        if len(hist) > MAX_HISTORY:
-            self._trim()
-        day = ts // 86_400_000
-        if day != self._day:
-            self._day = day
-            self.day_start_equity = eq
-        if self.bus is not None and self.publish_candles:
-            self.bus.publish(CandleEvent(self.symbol, self.timeframe, ts, o, h, lo, c))
-
-    def _trim(self) -> None:
-        keep = MAX_HISTORY // 2
-        h = self.history
-        for name in ("ts", "open", "high", "low", "close"):
-            del getattr(h, name)[:-keep]
+        self._after_candle(ts, o, h, lo, c, eq)
 
     def finish(self) -> None:
         """End of the replayed data: close an open cycle at the last close ("end"), once."""

@@ -64,8 +64,8 @@ from core.backtest.matching import END
 from core.backtest.result import Account
 from core.backtest.single_driver import ArraySignalStrategy
 from core.errors import RadarError
-from core.events.bus import CandleEvent, EventBus
-from core.executor.client_ids import ClientIds
+from core.engine.runner_base import MAX_HISTORY, RunnerBase
+from core.events.bus import EventBus
 from core.executor.kill_switch import KillSwitch
 from core.executor.single_executor import SingleExecutor, _num
 from core.executor.single_paper import SinglePaperGateway
@@ -76,13 +76,10 @@ from core.strategies.base import CandleHistory, SinglePositionStrategy
 
 log = logging.getLogger(__name__)
 
-#: keep at most this many candles of history in memory (trimmed to half when exceeded)
-MAX_HISTORY = 20_000
-
 _NAN = math.nan
 
 
-class SingleStrategyRunner:
+class SingleStrategyRunner(RunnerBase):
     """One single-position strategy on one (symbol, timeframe) in paper mode (module docstring).
 
     The same interface as `core.engine.runner.StrategyRunner` (constructor, `restore`,
@@ -130,20 +127,8 @@ class SingleStrategyRunner:
             raise RadarError(f"{strategy} {symbol} {timeframe}: the strategy trades on the perpetual's funding "
                              "rate, and no funding-rate series is fed to this runner (the engine does not "
                              "stream funding rates yet); refusing to run it without its signal")
-        self.strategy = strat
-        self.name = strategy
-        self.symbol = symbol
-        self.timeframe = timeframe
-        self.account = account
-        self.mode = mode
-        self.store = store
-        self.bus = bus
-        self.kill = kill_switch
-        self.publish_candles = publish_candles
-        self.on_equity = on_equity
-        self.runner_id = store.runner_id(strategy, symbol, timeframe, mode, dict(strat.params))
-        self.ids = ClientIds(id_prefix, strategy, symbol)
-        self.history = CandleHistory()
+        self._init_runner(strategy, strat, symbol, timeframe, account, store, kill_switch, bus, mode, id_prefix,
+                          publish_candles, on_equity)
         self.gateway = SinglePaperGateway(strat, self.history, symbol, account, self.ids, sizing_reserve)
         self.executor = SingleExecutor(self.runner_id, strategy, symbol, self.gateway, self.ids, store, bus,
                                        kill_switch, risk=risk, portfolio=portfolio, symbol_busy=symbol_busy)
@@ -160,31 +145,14 @@ class SingleStrategyRunner:
                 self.signals = cls(strat.params)
             strat._arrays = self._arrays        # instance attribute: the strategy reads our values
         self._array_strategy = isinstance(strat, ArraySignalStrategy)
-        self.cursor: int | None = None
-        self.n_candles = 0
-        self.last_close: float | None = None
         self.last_candle: list | None = None
-        self.finished = False
-        self.equity_last: float = float(account.initial_capital)
-        self.day_start_equity: float | None = None
-        self._day: int | None = None
         self._warned_volume = False
-
-    live = False
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.symbol, self.timeframe)
 
     @property
     def book(self):
         """The runner's account: the paper matching engine (cash, side, qty, entry_price / avg_entry,
         stop, take_profit, levels_filled, cycles, ...)."""
         return self.gateway.engine
-
-    @property
-    def cycles(self) -> list:
-        return self.gateway.engine.cycles
 
     def _arrays(self, history: CandleHistory) -> tuple[int, tuple[list, list, list]]:
         """The strategy's `ArraySignalStrategy._arrays` hook: index 0 of one-candle arrays
@@ -207,7 +175,7 @@ class SingleStrategyRunner:
                     if self.signals is not None:
                         self.signals.push(ts, o, h, lo, c, v)
                 if len(self.history) > MAX_HISTORY:
-                    self._trim()
+                    self.history.trim(MAX_HISTORY // 2)
             return False
         g = st["grid"]
         if g.get("kind") != "single":
@@ -233,7 +201,7 @@ class SingleStrategyRunner:
                 if self.cursor is None or ts <= self.cursor:
                     self.history.append(ts, row[1], row[2], row[3], row[4], row[5] if len(row) > 5 else _NAN)
             if len(self.history) > MAX_HISTORY:
-                self._trim()
+                self.history.trim(MAX_HISTORY // 2)
         lc = self.last_candle
         if lc is not None and (not self.history.ts or self.history.ts[-1] < lc[0]):
             self.history.append(*lc)            # at least the last candle (the strategy reads its close)
@@ -294,18 +262,11 @@ class SingleStrategyRunner:
         except BaseException:
             store.rollback()
             raise
-        if len(hist) > MAX_HISTORY:
-            self._trim()
-        day = ts // 86_400_000
-        if day != self._day:
-            self._day = day
-            self.day_start_equity = eq
         if v != v and not self._warned_volume and self.name == "vwap_rsi":
             self._warned_volume = True
             log.warning("%s %s: candles come without volume: the VWAP is undefined, no signal", self.name,
                         self.symbol)
-        if self.bus is not None and self.publish_candles:
-            self.bus.publish(CandleEvent(self.symbol, self.timeframe, ts, o, h, lo, c))
+        self._after_candle(ts, o, h, lo, c, eq)
 
     def _state(self) -> dict:
         """The JSON account of trading_state (`cash` first-level, as the report reads it)."""
@@ -319,9 +280,6 @@ class SingleStrategyRunner:
     def _save(self) -> None:
         self.store.save_state(self.runner_id, self.cursor, self.n_candles, self.last_close, self._state(),
                               self.finished)
-
-    def _trim(self) -> None:
-        self.history.trim(MAX_HISTORY // 2)
 
     def finish(self) -> None:
         """End of the replayed data: close an open trade at the last close ("end"), once."""

@@ -38,7 +38,6 @@ from core.executor.client_ids import ClientIds
 from core.executor.gateway import GatewayFill, OrderNotFound, OrderRequest
 from core.executor.kill_switch import KillSwitch
 from core.executor.paper import PaperGateway
-from core.executor.risk_gate import RISK_RECHECK_MS  # noqa: F401 - re-exported (tests)
 from core.executor.state_store import StateStore
 from core.strategies.base import LONG, GridStrategy
 
@@ -131,7 +130,7 @@ class GridExecutor:
             store.amend_orders(amends)
 
     def _risk_ok(self, cid: str, level: int, price: float, ts: int) -> bool:
-        """The pre-trade check of one entry not resting yet (`core.executor.risk_gate`)."""
+        """The pre-trade check of one entry not resting yet (`core.executor.risk_gate`, RISK_RECHECK_MS)."""
         gate = self._gate
         if gate is None:
             from core.executor.risk_gate import RiskGate

@@ -18,7 +18,7 @@ returns, Neumaier-compensated sums, mean/std(ddof=1)·√365, as the envelope ke
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import numpy as np
 from numba import njit, prange
