@@ -42,7 +42,7 @@ KEYS = ("2", "3", "5", "6", "1")
 
 def build_engine(workdir: Path, rate: float):
     from core.backtest.result import Account
-    from core.cli.run_cmd import _enabled_grid_strategies, replay_source
+    from core.cli.run_cmd import _enabled_strategies, replay_source
     from core.config import load_config, strategy_params
     from core.engine.engine import Engine, RunnerSpec
     from core.paths import DEFAULT_CONFIG_DIR
@@ -53,7 +53,7 @@ def build_engine(workdir: Path, rate: float):
                       maker_fee=float(risk.fees.maker), taker_fee=float(risk.fees.taker))
     speed = rate / len(SYMBOLS) * 3600.0
     sources = [replay_source(DATA_DIR / f"{s}_USDT-1h.json.gz", speed)[0] for s in SYMBOLS]
-    strategies = _enabled_grid_strategies(cfg)
+    strategies = _enabled_strategies(cfg, grid_only=True)     # the enabled grid strategies
     specs = [RunnerSpec(n, strategy_params(cfg, n, s.symbol).model_dump(), s.symbol, s.timeframe)
              for s in sources for n in strategies]
     return Engine(workdir / "engine.db", sources, specs, account, status_interval=0)

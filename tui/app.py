@@ -6,6 +6,8 @@
 
 * Screens by number: 1 Scanner, 2 Grid, 3 Positions, 4 Alerts, 5 Jobs, 6 Health (2/5/6 are
   imported from tui.screens.grid/jobs/health when those modules exist; a placeholder otherwise).
+  Only the first screen is built before the first frame; the others are built one per loop
+  turn after it (or at once when asked for first).
 * One registry (`tui.actions`): the app's own `APP_ACTIONS` + each screen's `ACTIONS` make
   the key bindings, the `:` palette and the `?` help. `--readonly` refuses every action not
   `readonly_ok`; destructive actions ask first (K names what it does; flatten-all /
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import gc
 import getpass
 import logging
 import math
@@ -179,6 +182,28 @@ def _load_screen(num: int, name: str, module: str, cls_name: str) -> RadarScreen
     return screen
 
 
+SCREEN_NAMES = tuple(name for _, name, _, _ in SCREENS)
+
+#: a console of this process froze its start-up heap (see RadarApp._freeze_startup_heap)
+_heap_frozen = False
+
+
+class _Screens(dict):
+    """name -> the installed RadarScreen; a screen not built yet is built when looked up."""
+
+    def __init__(self, load: Callable[[str], RadarScreen]) -> None:
+        super().__init__()
+        self._load = load
+
+    def __missing__(self, name: str) -> RadarScreen:
+        if name not in SCREEN_NAMES:
+            raise KeyError(name)
+        return self._load(name)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[name] if name in SCREEN_NAMES else super().get(name, default)
+
+
 class RadarApp(App[str]):
     """See the module docstring.
 
@@ -191,6 +216,7 @@ class RadarApp(App[str]):
         actor: recorded as who acknowledged/killed (default "console:<user>").
         clock: monotonic seconds (tests freeze it).
         start_screen: the screen shown first.
+        freeze_gc: `gc.freeze()` the start-up heap (once per process; see `_freeze_startup_heap`).
     """
 
     TITLE = "Radar"
@@ -207,7 +233,7 @@ class RadarApp(App[str]):
     def __init__(self, api: Any, *, alerts: Any = None, jobs: Any = None, health: Any = None,
                  readonly: bool = False, host_name: str | None = None, actor: str | None = None,
                  clock: Callable[[], float] = time.monotonic, start_screen: str = "scanner",
-                 max_hz: float = 10.0) -> None:
+                 max_hz: float = 10.0, freeze_gc: bool = True) -> None:
         super().__init__()
         self.api = api
         self.alerts = alerts
@@ -224,9 +250,13 @@ class RadarApp(App[str]):
         self.session = SessionState(clock)
         self.coalescer = Coalescer(max_hz=max_hz, heartbeat_s=1.0, clock=clock)
         self.start_screen = start_screen
+        self.freeze_gc = freeze_gc
+        self._froze_heap = False
+        if freeze_gc:
+            self._freeze_startup_heap()             # the engine's data: not walked by the GC while starting
         self.engine_stopped = False
         self.paints = 0
-        self._screens: dict[str, RadarScreen] = {}
+        self._screens: dict[str, RadarScreen] = _Screens(self._load)
         self._history: list[str] = []
         self._current = ""
         self._sub = None
@@ -235,11 +265,7 @@ class RadarApp(App[str]):
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:
-        for num, name, module, cls_name in SCREENS:
-            screen = _load_screen(num, name, module, cls_name)
-            self._screens[name] = screen
-            self._time_frames(screen)
-            self.install_screen(screen, name)
+        self._load(self.start_screen)               # the others after the first frame (_prepare_screens)
         if self.alerts is not None:
             self._known_alerts = {a.id for a in self.alerts.list()}
             self.alerts.listeners.add(self._on_alert_changed)
@@ -251,6 +277,30 @@ class RadarApp(App[str]):
         self.push_screen(self.start_screen)
         self.set_interval(self.coalescer.min_interval, self._tick, name="radar-refresh")
         self.call_after_refresh(self.refresh_now)
+
+    def _load(self, name: str) -> RadarScreen:
+        """Import, build and install the screen `name` (once)."""
+        screen = dict.get(self._screens, name)
+        if screen is None:
+            num, _, module, cls_name = next(entry for entry in SCREENS if entry[1] == name)
+            screen = _load_screen(num, name, module, cls_name)
+            dict.__setitem__(self._screens, name, screen)
+            self._time_frames(screen)
+            self.install_screen(screen, name)
+        return screen
+
+    async def _prepare_screens(self) -> None:
+        """After the first frame: build the screens not shown yet, one per loop turn, a short
+        pause between them (on the loop: module code run in a thread would hold the GIL against
+        the engine's SQLite calls, see tui.widgets.chart_build)."""
+        import asyncio
+
+        for _, name, _, _ in SCREENS:
+            await asyncio.sleep(0.05)
+            if dict.get(self._screens, name) is None:
+                self._load(name)
+        if self._froze_heap:
+            gc.freeze()                             # the screens are start-up objects too
 
     def _time_frames(self, screen: Any) -> None:
         """Report the cost of the screen's compositor frames to the coalescer (adaptive pacing).
@@ -271,6 +321,9 @@ class RadarApp(App[str]):
         screen._on_timer_update = timed_frame
 
     def on_unmount(self) -> None:
+        from tui.widgets import chart_build
+
+        chart_build.shutdown()                      # the chart's helper process, if it was started
         if self.alerts is not None:
             self.alerts.listeners.remove(self._on_alert_changed)
         if self._sub is not None:
@@ -343,6 +396,27 @@ class RadarApp(App[str]):
             self.paint_header(active, api)
             self.refresh_screen(active, api)
         self.paints += 1
+        if self.paints == 1:
+            self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        if self._froze_heap:
+            gc.freeze()                             # what the first screen and frame built
+        self.run_worker(self._prepare_screens(), name="prepare-screens", group="prepare-screens")
+
+    def _freeze_startup_heap(self) -> None:
+        """Move every object alive now (the engine's data and state, the loaded modules) out of
+        the cyclic GC's reach (`gc.freeze`), so a full collection walks only what was allocated
+        since, not the whole start-up heap: a full collection of that heap held the event loop
+        for 50-150 ms under a replay (and two or three ran while the console started). Done when
+        the console is created, again after its first frame and once its screens are built.
+
+        Once per process (the first console): frozen objects are never collected, so a process
+        that builds many consoles (tests) does not pin the garbage of the earlier ones."""
+        global _heap_frozen
+        if not _heap_frozen:
+            _heap_frozen = self._froze_heap = True
+            gc.freeze()
 
     def refresh_screen(self, screen: RadarScreen, api: Any = None) -> None:
         if not screen.is_mounted:
@@ -445,8 +519,9 @@ class RadarApp(App[str]):
 
     # ------------------------------------------------------------------ app actions
     def action_show(self, name: str) -> None:
-        if name not in self._screens:
+        if name not in SCREEN_NAMES:
             return
+        self._load(name)                            # built now when not prepared yet
         if name == self._current and self.screen is self._screens[name]:
             return
         while len(self.screen_stack) > 1 and not isinstance(self.screen, RadarScreen):
@@ -460,7 +535,8 @@ class RadarApp(App[str]):
     def action_back(self) -> None:
         while self._history:
             name = self._history.pop()
-            if name != self._current and name in self._screens:
+            if name != self._current and name in SCREEN_NAMES:
+                self._load(name)
                 self._current = name
                 self.switch_screen(name)
                 self.coalescer.mark()

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 
 from tui.actions import Action
+from tui.widgets.fast_table import ContentCellCache
 
 
 class RadarScreen(Screen):
@@ -127,13 +128,23 @@ def sync_table(table: DataTable, rows: Mapping[str, Sequence[object]], column_ke
     return structural
 
 
-class LiveTable(DataTable):
+class LiveTable(ContentCellCache, DataTable):
     """A DataTable whose `update_cell` re-renders only what changed.
 
     `DataTable.update_cell` bumps the table's update count, which is part of every render
-    cache key: one changed cell re-renders every cell of every row on the next frame. Here
-    only the cell, its row and the assembled lines are dropped from the caches (Textual 8
-    internals; falls back to the stock method when they are not as expected)."""
+    cache key, and repaints the whole widget: one changed cell re-renders every cell of every
+    row (and every line of the widget, blank ones included) on the next frame. Here the cell's
+    value is set, only the changed row's region is repainted, and the cached renders of the
+    changed cells and rows are dropped in one pass over the caches just before the next render
+    (Textual 8 internals; falls back to the stock method when they are not as expected).
+    Cells re-rendered after a structural change (sort, new rows) come from `ContentCellCache`
+    when they show what they showed before."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stale_cells: set[tuple[Any, Any]] = set()     # (RowKey, ColumnKey) changed since the last render
+        self._stale_rows: set[Any] = set()                  # their RowKeys
+        self._stale_indexes: set[int] = set()               # their row indexes
 
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
         if update_width or not self._update_keep_cache(row_key, column_key, value):
@@ -148,21 +159,40 @@ class LiveTable(DataTable):
             idx = self._row_locations.get(rk)
             if idx is None or ck not in self._column_locations or rk not in self._data:
                 return False
-            caches = (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache,
-                      self._line_cache)
+            (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache,  # noqa: B018
+             self._line_cache)
         except AttributeError:
             return False
-        cell_cache, row_cache, renderables, line_cache = caches
         self._data[rk][ck] = value
-        for k in [k for k in cell_cache.keys() if k[0] == rk and k[1] == ck]:
-            cell_cache.discard(k)
-        for k in [k for k in row_cache.keys() if k[0] == rk]:
-            row_cache.discard(k)
-        for k in [k for k in renderables.keys() if k[1] == idx]:
-            renderables.discard(k)
-        line_cache.clear()
-        self.refresh()
+        self._stale_cells.add((rk, ck))
+        self._stale_rows.add(rk)
+        if idx not in self._stale_indexes:
+            self._stale_indexes.add(idx)
+            self.refresh_row(idx)
         return True
+
+    def _drop_stale_renders(self) -> None:
+        cells, rows, idxs = self._stale_cells, self._stale_rows, self._stale_indexes
+        self._stale_cells, self._stale_rows, self._stale_indexes = set(), set(), set()
+        cell_cache, row_cache = self._cell_render_cache, self._row_render_cache
+        renderables = self._row_renderable_cache
+        for k in [k for k in cell_cache.keys() if (k[0], k[1]) in cells]:
+            cell_cache.discard(k)
+        for k in [k for k in row_cache.keys() if k[0] in rows]:
+            row_cache.discard(k)
+        for k in [k for k in renderables.keys() if k[1] in idxs]:
+            renderables.discard(k)
+        self._line_cache.clear()
+
+    def _get_row_renderables(self, row_index: int) -> Any:
+        if self._stale_cells:
+            self._drop_stale_renders()
+        return super()._get_row_renderables(row_index)
+
+    def render_lines(self, crop: Any) -> Any:
+        if self._stale_cells:
+            self._drop_stale_renders()
+        return super().render_lines(crop)
 
 
 def current_row_key(table: DataTable) -> str | None:

@@ -158,7 +158,7 @@ class PositionsScreen(TableScreen):
             t.append(f" │ equity {eq:,.2f} │ lev {notional / eq:,.2f}x")
         if t.plain != self._totals_plain:
             self._totals_plain = t.plain
-            self.query_one("#totals", Static).update(t)
+            self.query_one("#totals", Static).update(t, layout=False)   # one line, height 1: no layout pass
         session = getattr(self.app, "session", None)
         if session is not None and len(session.equity) != self._spark_len:
             self._spark_len = len(session.equity)

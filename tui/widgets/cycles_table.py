@@ -6,6 +6,7 @@ import datetime as dt
 
 from textual.widgets import DataTable
 
+from tui.widgets.fast_table import ContentCellCache
 from tui.widgets.ladder import fmt_money, fmt_price
 
 COLUMNS = (("closed", "closed (UTC)"), ("side", "side"), ("lv", "lv"), ("avg", "avg entry"),
@@ -30,8 +31,11 @@ def cycle_key(c: dict) -> str:
     return f"{c.get('open_time')}:{c.get('close_time')}"
 
 
-class CyclesTable(DataTable):
-    """`show(cycles)` with the last cycles (dicts as in the backtest JSON), newest first."""
+class CyclesTable(ContentCellCache, DataTable):
+    """`show(cycles)` with the last cycles (dicts as in the backtest JSON), newest first.
+
+    A new cycle adds a row on top (and drops the oldest): every row moves, but the cells keep
+    their content, so `ContentCellCache` re-uses their renders instead of re-rendering the table."""
 
     DEFAULT_CSS = """
     CyclesTable { height: 1fr; }

@@ -88,10 +88,13 @@ class RadarHeader(Static):
         super().__init__("", **kwargs)
         self.state = HeaderState()
         self._last_plain = ""
+        self._last_spans: list = []
 
     def show(self, state: HeaderState) -> None:
         self.state = state
         text = render_header(state, self.size.width or 200)
-        if text.plain != self._last_plain or True:
+        if text.plain != self._last_plain or text.spans != self._last_spans:
             self._last_plain = text.plain
-            self.update(text)
+            self._last_spans = list(text.spans)
+            # fixed height (1 line, docked): new text never changes the layout, so no reflow
+            self.update(text, layout=False)

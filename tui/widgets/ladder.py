@@ -236,7 +236,8 @@ class Ladder(Static):
     def _paint(self) -> None:
         h = max(3, self.content_size.height or self.size.height or 20)
         w = max(20, self.content_size.width or self.size.width or 80)
-        self.update(render_ladder(self.view, h, w))
+        # the ladder's size is its container's (1fr x 1fr), never its text's: no layout pass
+        self.update(render_ladder(self.view, h, w), layout=False)
 
     def rows(self) -> list[LadderRow]:
         """The rows as currently laid out (for tests and tooling)."""
