@@ -417,6 +417,9 @@ class Engine:
             async for ev in self._stream:
                 if self._stopping:
                     break
+                got = time.monotonic()
+                if got - last_at >= slice_s:          # the stream had made us wait: a new slice
+                    slice_t0 = got
                 if listeners:
                     for fn in listeners:
                         try:
@@ -450,11 +453,9 @@ class Engine:
                         stats.first_candle_at = now
                     stats.last_candle_at = now
                     reconnects = 0
-                    if now - last_at >= slice_s:      # the stream had made us wait: a new slice
-                        slice_t0 = now
-                    elif now - slice_t0 >= slice_s:
+                    if now - slice_t0 >= slice_s:     # a slice of work done (a slow candle included): yield
                         await asyncio.sleep(0)
-                        slice_t0 = time.monotonic()
+                        now = slice_t0 = time.monotonic()
                     last_at = now
                 elif type(ev) is TickerUpdate:
                     for r in self.runners:
