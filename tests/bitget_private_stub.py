@@ -21,6 +21,7 @@ POST /api/v2/mix/order/cancel-plan-order     orderIdList; unknown ids land in fa
 GET  /api/v2/mix/order/orders-plan-pending   planType normal_plan | profit_loss | track_plan
 GET  /api/v2/mix/position/all-position | single-position
 GET  /api/v2/mix/market/ticker               last = mark = `mark[symbol]`
+GET  /api/v2/mix/order/fills                 the account's trades (fillList), oldest first
 
 Exchange model (one-way mode): `set_mark(symbol, price)` moves the mark price: resting limit
 buys at or above it / sells at or below it fill (`partial[clientOid] = fraction` fills only
@@ -67,6 +68,7 @@ PLAN_PENDING = f"{MIX}/order/orders-plan-pending"
 ALL_POSITION = f"{MIX}/position/all-position"
 SINGLE_POSITION = f"{MIX}/position/single-position"
 TICKER = f"{MIX}/market/ticker"
+ORDER_FILLS = f"{MIX}/order/fills"
 
 __all__ = ["BitgetPrivateStub", "error", "hang", "server_error", "too_many"]
 
@@ -169,6 +171,7 @@ class BitgetPrivateStub:
         self.calls: list[PCall] = []
         self.base_url = ""
         self._ids = itertools.count(1_000_000_001)
+        self.trades: list[dict] = []           # every fill, as /order/fills reports it
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
 
@@ -235,6 +238,14 @@ class BitgetPrivateStub:
                 o.status = "canceled"
             return
         signed = qty if o.side == "buy" else -qty
+        closing = pos.qty != 0 and (pos.qty > 0) != (signed > 0)
+        self.trades.append({
+            "tradeId": str(next(self._ids)), "symbol": o.symbol, "orderId": o.order_id, "price": _s(price),
+            "baseVolume": _s(qty), "side": o.side, "quoteVolume": _s(qty * price), "profit": "0",
+            "enterPointSource": "api", "tradeSide": "close" if closing else "open", "posMode": self.pos_mode,
+            "tradeScope": "maker" if o.order_type == "limit" else "taker", "cTime": str(self.now_ms),
+            "feeDetail": [{"deduction": "no", "feeCoin": "USDT", "totalDeductionFee": None,
+                           "totalFee": _s(-qty * price * 0.0006)}]})
         if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
             new = pos.qty + signed
             pos.avg = (abs(pos.qty) * pos.avg + qty * price) / abs(new)
@@ -535,6 +546,14 @@ class BitgetPrivateStub:
             return bad
         return self._position_view(q["symbol"])
 
+    async def _fills(self, q: dict) -> Any:
+        bad = self._check(q)
+        if bad:
+            return bad
+        since = int(q.get("startTime") or 0)
+        rows = [t for t in self.trades if t["symbol"] == q.get("symbol") and int(t["cTime"]) >= since]
+        return {"fillList": rows, "endId": rows[-1]["tradeId"] if rows else None}
+
     async def _ticker(self, q: dict) -> Any:
         sym = q.get("symbol", "")
         if sym not in self.mark:
@@ -561,7 +580,7 @@ class BitgetPrivateStub:
             ("POST", MODIFY_TPSL, self._modify_tpsl), ("POST", CANCEL_PLAN, self._cancel_plan),
             ("GET", PLAN_PENDING, self._plan_pending),
             ("GET", ALL_POSITION, self._all_position), ("GET", SINGLE_POSITION, self._single_position),
-            ("GET", TICKER, self._ticker),
+            ("GET", TICKER, self._ticker), ("GET", ORDER_FILLS, self._fills),
         ]
 
     def _wrap(self, handler: Callable[[dict], Awaitable[Any]], private: bool):

@@ -326,3 +326,20 @@ async def test_ticker_touching_the_take_profit_closes_at_market(stub, candles, t
     await eng.stop()
     assert_consistent(stub, h.db)
     await h.close()
+
+
+async def test_stop_outs_are_recorded_at_the_exchanges_fills(stub, candles, tmp_path):
+    """A tight stop: the exchange stops the position out several times, filling at the mark that
+    crossed the trigger (slippage). The ledger reads the closing fills back, so its cash is the
+    exchange's balance to the cent."""
+    h = LiveHarness(stub, tmp_path / "live.db", candles, params={"sl_percent": 0.03})
+    eng = h.engine()
+    await eng.run()
+    r = eng.runners[0]
+    stops = [c for c in r.cycles if c.exit_reason == "sl"]
+    assert len(stops) >= 3
+    assert stub.position(STUB_SYM).qty == 0
+    assert abs(r.ledger.cash - stub.balance) < 0.01, (r.ledger.cash, stub.balance)
+    assert h.unprotected == []
+    assert_consistent(stub, h.db)
+    await h.close()

@@ -399,6 +399,22 @@ class CcxtGateway:
         out.extend(self._tp.values())
         return out, foreign
 
+    async def fetch_closing_fill(self, entry_side: str, qty: float) -> tuple[float, float, float] | None:
+        """The exchange's fills that closed the position (e.g. a triggered stop): (volume-weighted
+        price, qty, fee USDT) of the exit-side trades after the last entry-side trade, or None
+        when they do not add up to `qty` (within 1 %). Reads `fetch_my_trades` (order/fills).
+        Raises GatewayError when the read fails."""
+        trades = await self._read(self.ex.fetch_my_trades, self.symbol, None, None, self._p())
+        trades = sorted(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id"))))
+        last_entry = max((i for i, t in enumerate(trades) if t.get("side") == entry_side), default=-1)
+        closing = [t for t in trades[last_entry + 1:] if t.get("side") != entry_side]
+        q = sum(float(t.get("amount") or 0.0) for t in closing)
+        if not closing or abs(q - qty) > 0.01 * qty:
+            return None
+        px = sum(float(t["price"]) * float(t["amount"]) for t in closing) / q
+        fee = sum(abs(float((t.get("fee") or {}).get("cost") or 0.0)) for t in closing)
+        return px, q, fee
+
     async def fetch_mark_price(self) -> float:
         """The symbol's mark price (quote currency) from the ticker. Raises GatewayError."""
         t = await self._read(self.ex.fetch_ticker, self.symbol, self._p())

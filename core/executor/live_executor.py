@@ -285,7 +285,7 @@ class LiveGridExecutor:
         elif self.ledger.qty > 0:
             pos = await self.gateway.fetch_position()
             if pos.qty == 0:
-                self.exit_seen_flat(ts)
+                await self.exit_seen_flat(ts)
                 changed = True
         return changed
 
@@ -390,7 +390,7 @@ class LiveGridExecutor:
             price = fill.price if fill is not None and fill.price > 0 else led.stop
             self._record_exit(self.ids(cyc, -1, "exit"), "exit", price, "unprotected", None, ts)
         else:
-            self.exit_seen_flat(ts)
+            await self.exit_seen_flat(ts)
         return res.outcome
 
     async def verify_stops(self, ts: int) -> str | None:
@@ -453,7 +453,7 @@ class LiveGridExecutor:
         with self._tx():
             store.intent_done(iid)
         if fill is None:
-            self.exit_seen_flat(ts)
+            await self.exit_seen_flat(ts)
             return None
         x = fill.price if fill.price > 0 else (price or led.avg_entry)
         self._record_exit(cid, "exit", x, reason, fill.fee or None, ts)
@@ -474,16 +474,28 @@ class LiveGridExecutor:
             self.store.intent_done(iid, "failed" if st is None else "done")
         return False
 
-    def exit_seen_flat(self, ts: int) -> None:
-        """The exchange holds no position though the ledger does: the stop fired (recorded at
-        its trigger price, reason "sl")."""
+    async def exit_seen_flat(self, ts: int) -> None:
+        """The exchange holds no position though the ledger does: the stop fired. Recorded at the
+        exchange's own closing fills (price, fee) when it reports them, else at the stop's
+        trigger price with the taker fee; reason "sl"."""
         led = self.ledger
         if led.qty <= 0:
             return
         stop_cid = self.stop_cid or self.ids(led.cycle, -1, "stop")
-        log.warning("%s %s: the exchange closed the position (stop at %.6g)", self.name, self.symbol, led.stop)
         price = led.stop if math.isfinite(led.stop) and led.stop > 0 else led.avg_entry
-        self._record_exit(stop_cid, "stop", price, "sl", None, ts)
+        fee = None
+        reader = getattr(self.gateway, "fetch_closing_fill", None)
+        if reader is not None:
+            try:
+                got = await reader(self._entry_side, led.qty)
+            except GatewayError as e:
+                log.warning("%s: the closing fills could not be read (%s): recorded at the trigger price", stop_cid, e)
+                got = None
+            if got is not None:
+                price, _, fee = got
+        log.warning("%s %s: the exchange closed the position (stop %.6g, filled at %.6g)", self.name, self.symbol,
+                    led.stop, price)
+        self._record_exit(stop_cid, "stop", price, "sl", fee, ts)
 
     def _record_exit(self, cid: str, purpose: str, price: float, reason: str, fee: float | None, ts: int) -> None:
         led = self.ledger

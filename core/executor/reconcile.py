@@ -167,7 +167,7 @@ async def reconcile(ex: LiveGridExecutor, ts: int, alert=None) -> ReconcileRepor
     side = "long" if led.side == "long" else "short"
     if led.qty > 0 and pos.qty == 0:
         stop = led.stop
-        ex.exit_seen_flat(ts)
+        await ex.exit_seen_flat(ts)
         act("closed_while_down", None, f"the exchange holds no position: recorded as stopped out at {stop:g}")
     elif led.qty == 0 and pos.qty > 0:
         rep.blocked = f"an external {pos.side} position of {pos.qty:g} on {ex.symbol}: not ours, left alone"
