@@ -69,6 +69,7 @@ ALL_POSITION = f"{MIX}/position/all-position"
 SINGLE_POSITION = f"{MIX}/position/single-position"
 TICKER = f"{MIX}/market/ticker"
 ORDER_FILLS = f"{MIX}/order/fills"
+CONTROL_MARK = "/test/mark"      # not Bitget: lets a test in another process walk the mark
 
 __all__ = ["BitgetPrivateStub", "error", "hang", "server_error", "too_many"]
 
@@ -172,6 +173,7 @@ class BitgetPrivateStub:
         self.base_url = ""
         self._ids = itertools.count(1_000_000_001)
         self.trades: list[dict] = []           # every fill, as /order/fills reports it
+        self.unprotected: list[int] = []       # /test/mark calls that found a position without its stop
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
 
@@ -546,6 +548,21 @@ class BitgetPrivateStub:
             return bad
         return self._position_view(q["symbol"])
 
+    async def _control_mark(self, q: dict) -> Any:
+        """Test control (another process drives the market): check that a position has its stop
+        (`unprotected` records the moment otherwise), then walk the mark along `path`."""
+        sym = q["symbol"]
+        pos = self.positions[sym]
+        if pos.qty != 0:
+            stops = self.live_plans(sym, "pos_loss")
+            if len(stops) != 1 or abs(stops[0].size - abs(pos.qty)) > 1e-9:
+                self.unprotected.append(int(q.get("now_ms") or 0))
+        if q.get("now_ms"):
+            self.public.now_ms = int(q["now_ms"])
+        for p in q.get("path") or []:
+            self.set_mark(sym, float(p))
+        return {"ok": True}
+
     async def _fills(self, q: dict) -> Any:
         bad = self._check(q)
         if bad:
@@ -581,6 +598,7 @@ class BitgetPrivateStub:
             ("GET", PLAN_PENDING, self._plan_pending),
             ("GET", ALL_POSITION, self._all_position), ("GET", SINGLE_POSITION, self._single_position),
             ("GET", TICKER, self._ticker), ("GET", ORDER_FILLS, self._fills),
+            ("POST", CONTROL_MARK, self._control_mark),
         ]
 
     def _wrap(self, handler: Callable[[dict], Awaitable[Any]], private: bool):
