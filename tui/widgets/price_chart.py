@@ -33,7 +33,7 @@ except ImportError:                                 # another Textual: no kept l
 from textual_plotext import PlotextPlot
 
 from tui.widgets import chart_build
-from tui.widgets.chart_build import ChartData, _xy  # noqa: F401  (ChartData is this module's API)
+from tui.widgets.chart_build import ChartData  # noqa: F401  (ChartData is this module's API)
 
 log = logging.getLogger(__name__)
 
