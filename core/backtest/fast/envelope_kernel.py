@@ -48,6 +48,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from core.backtest.fast.stats_kernel import add_day_return, daily_sharpe, drawdown_step
+
 # ---------------------------------------------------------------- SMA and skip-ahead tables
 
 #: log2 of the block length (32 candles) and of the number of blocks per super-block (32).
@@ -181,17 +183,6 @@ def next_candidate(rr, bmin, smin, t, thr):
 
 
 @njit(cache=True, nogil=True)
-def _kahan(s, comp, x):
-    """Neumaier compensated summation step: returns the new (sum, compensation)."""
-    u = s + x
-    if abs(s) >= abs(x):
-        comp += (s - u) + x
-    else:
-        comp += (x - u) + s
-    return u, comp
-
-
-@njit(cache=True, nogil=True)
 def level_factors(n_levels, start, step, sgn):
     """Level price factors f_i (P_i = m·f_i): long 1 − offset_i, short 1 + u_i, u_i = 1/(1−offset_i) − 1."""
     fac = np.empty(n_levels)
@@ -264,10 +255,7 @@ def run_combo(day, o, h, l, c, sma, rr, bmin, smin, n_days,
                 if dl != cur_day:
                     # close the current day; the later skipped days all return exactly 0
                     if have_prev:
-                        r = cur_eq / prev_eq - 1.0
-                        if r != 0.0:
-                            s1, c1 = _kahan(s1, c1, r)
-                            s2, c2 = _kahan(s2, c2, r * r)
+                        s1, c1, s2, c2 = add_day_return(cur_eq, prev_eq, s1, c1, s2, c2)
                     prev_eq = cur_eq
                     have_prev = True
                     cur_day = dl
@@ -408,19 +396,11 @@ def run_combo(day, o, h, l, c, sma, rr, bmin, smin, n_days,
 
         if record:
             eq_out[t] = eq
-        if eq > peak:
-            peak = eq
-        else:
-            dd = (peak - eq) / peak
-            if dd > maxdd:
-                maxdd = dd
+        peak, maxdd = drawdown_step(eq, peak, maxdd)
         dt = day[t]
         if dt != cur_day:
             if have_prev:
-                r = cur_eq / prev_eq - 1.0
-                if r != 0.0:
-                    s1, c1 = _kahan(s1, c1, r)
-                    s2, c2 = _kahan(s2, c2, r * r)
+                s1, c1, s2, c2 = add_day_return(cur_eq, prev_eq, s1, c1, s2, c2)
             prev_eq = cur_eq
             have_prev = True
             cur_day = dt
@@ -428,19 +408,8 @@ def run_combo(day, o, h, l, c, sma, rr, bmin, smin, n_days,
         t += 1
 
     if have_prev:
-        r = cur_eq / prev_eq - 1.0
-        if r != 0.0:
-            s1, c1 = _kahan(s1, c1, r)
-            s2, c2 = _kahan(s2, c2, r * r)
-    sharpe = 0.0
-    n_ret = n_days - 1
-    if n_ret >= 2:
-        tot1 = s1 + c1
-        tot2 = s2 + c2
-        mean = tot1 / n_ret
-        var = (tot2 - tot1 * mean) / (n_ret - 1)
-        if var > 0.0:
-            sharpe = mean / np.sqrt(var) * np.sqrt(365.0)
+        s1, c1, s2, c2 = add_day_return(cur_eq, prev_eq, s1, c1, s2, c2)
+    sharpe = daily_sharpe(s1, c1, s2, c2, n_days)
     return cash, n_cyc, maxdd, sharpe, n_win, gprofit, gloss
 
 

@@ -23,6 +23,7 @@ from typing import Mapping
 import numpy as np
 from numba import njit, prange
 
+from core.backtest.fast.stats_kernel import add_day_return, daily_sharpe, drawdown_step
 from core.backtest.result import Account, BacktestResult, Cycle
 from core.backtest.single_driver import ATR, LINE, PCT, ArraySignalStrategy
 from core.data.candles import Candles
@@ -53,16 +54,6 @@ def _fixed(mode, down, x, param, ref):
     if down:
         return x - d
     return x + d
-
-
-@njit(cache=True, nogil=True)
-def _kahan(s, comp, x):
-    u = s + x
-    if abs(s) >= abs(x):
-        comp += (s - u) + x
-    else:
-        comp += (x - u) + s
-    return u, comp
 
 
 @njit(cache=True, nogil=True)
@@ -235,37 +226,18 @@ def run_single(day, n_days, o, h, l, c, sig, sref, tref,
             eq = cash
         if record:
             eq_out[t] = eq
-        if eq > peak:
-            peak = eq
-        else:
-            dd = (peak - eq) / peak
-            if dd > maxdd:
-                maxdd = dd
+        peak, maxdd = drawdown_step(eq, peak, maxdd)
         dt = day[t]
         if dt != cur_day:
             if have_prev:
-                r = cur_eq / prev_eq - 1.0
-                if r != 0.0:
-                    s1, c1 = _kahan(s1, c1, r)
-                    s2, c2 = _kahan(s2, c2, r * r)
+                s1, c1, s2, c2 = add_day_return(cur_eq, prev_eq, s1, c1, s2, c2)
             prev_eq = cur_eq
             have_prev = True
             cur_day = dt
         cur_eq = eq
     if have_prev:
-        r = cur_eq / prev_eq - 1.0
-        if r != 0.0:
-            s1, c1 = _kahan(s1, c1, r)
-            s2, c2 = _kahan(s2, c2, r * r)
-    sharpe = 0.0
-    n_ret = n_days - 1
-    if n_ret >= 2:
-        tot1 = s1 + c1
-        tot2 = s2 + c2
-        mean = tot1 / n_ret
-        var = (tot2 - tot1 * mean) / (n_ret - 1)
-        if var > 0.0:
-            sharpe = mean / np.sqrt(var) * np.sqrt(365.0)
+        s1, c1, s2, c2 = add_day_return(cur_eq, prev_eq, s1, c1, s2, c2)
+    sharpe = daily_sharpe(s1, c1, s2, c2, n_days)
     return cash, n_cyc, maxdd, sharpe, n_win, gprofit, gloss
 
 
