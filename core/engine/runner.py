@@ -26,7 +26,6 @@ import logging
 import math
 from typing import Iterable
 
-from core.backtest.matching import END
 from core.backtest.result import Account
 from core.engine.runner_base import RunnerBase
 from core.events.bus import EventBus
@@ -133,55 +132,16 @@ class StrategyRunner(RunnerBase):
             raise
         self._after_candle(ts, o, h, lo, c, eq)
 
-    def finish(self) -> None:
-        """End of the replayed data: close an open cycle at the last close ("end"), once."""
-        if self.finished or self.cursor is None:
-            return
-        store = self.store
-        store.begin()
-        try:
-            fill = self.executor.flatten(self.cursor, self.last_close, END)
-            if fill is not None:
-                self.equity_last = self.gateway.engine.cash
-                store.add_equity(self.runner_id, self.cursor, self.equity_last)
-            self.finished = True
-            store.save_state(self.runner_id, self.cursor, self.n_candles, self.last_close,
-                             self.executor.grid_state(), finished=True)
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
-
-    def flatten(self, reason: str = "kill") -> None:
-        """Close the position now at the last close (paper), recorded like any exit."""
-        if self.cursor is None or self.last_close is None:
-            return
-        store = self.store
-        store.begin()
-        try:
-            self.executor.cancel_entries(self.cursor)
-            if self.executor.flatten(self.cursor, self.last_close, reason) is not None:
-                self.equity_last = self.gateway.engine.cash
-            store.save_state(self.runner_id, self.cursor, self.n_candles, self.last_close,
-                             self.executor.grid_state(), finished=self.finished)
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
+    def _save(self) -> None:
+        self.store.save_state(self.runner_id, self.cursor, self.n_candles, self.last_close,
+                              self.executor.grid_state(), finished=self.finished)
 
     def cancel_entries(self) -> int:
         if self.cursor is None:
             return 0
-        store = self.store
-        store.begin()
-        try:
+        with self.store.transaction():
             n = self.executor.cancel_entries(self.cursor)
-            store.save_state(self.runner_id, self.cursor, self.n_candles, self.last_close,
-                             self.executor.grid_state(), finished=self.finished)
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
+            self._save()
         return n
 
     # ---------------------------------------------------------------- queries

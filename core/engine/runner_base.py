@@ -4,6 +4,8 @@ cursor, the day's equity baseline, and the end-of-candle bookkeeping.
 
 Subclasses set `book` (the account: a matching engine or the live ledger, with `cycles`,
 `fills`, `cash`, `qty`, ...) and implement `on_candle`, `restore`, `position`, `grid_state`.
+`finish` and `flatten` here are the paper runners' (they need `executor` and `_save()`); the
+live runner has its own.
 Times are ms UTC, money USDT.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from core.backtest.matching import END
 from core.backtest.result import Account
 from core.events.bus import CandleEvent, EventBus
 from core.executor.client_ids import ClientIds
@@ -80,3 +83,27 @@ class RunnerBase:
             self.day_start_equity = eq
         if self.bus is not None and self.publish_candles:
             self.bus.publish(CandleEvent(self.symbol, self.timeframe, ts, o, h, lo, c))
+
+    # ---------------------------------------------------------------- paper commands
+    def finish(self) -> None:
+        """End of the replayed data: close an open position at the last close ("end"), once."""
+        if self.finished or self.cursor is None:
+            return
+        store = self.store
+        with store.transaction():
+            if self.executor.flatten(self.cursor, self.last_close, END) is not None:
+                self.equity_last = self.book.cash
+                store.add_equity(self.runner_id, self.cursor, self.equity_last)
+            self.finished = True
+            self._save()
+
+    def flatten(self, reason: str = "kill") -> None:
+        """Cancel pending entries and close the position now at the last close (paper),
+        recorded like any exit."""
+        if self.cursor is None or self.last_close is None:
+            return
+        with self.store.transaction():
+            self.executor.cancel_entries(self.cursor)
+            if self.executor.flatten(self.cursor, self.last_close, reason) is not None:
+                self.equity_last = self.book.cash
+            self._save()

@@ -60,7 +60,6 @@ import logging
 import math
 from typing import Any, Callable, Iterable
 
-from core.backtest.matching import END
 from core.backtest.result import Account
 from core.backtest.single_driver import ArraySignalStrategy
 from core.errors import RadarError
@@ -280,39 +279,6 @@ class SingleStrategyRunner(RunnerBase):
     def _save(self) -> None:
         self.store.save_state(self.runner_id, self.cursor, self.n_candles, self.last_close, self._state(),
                               self.finished)
-
-    def finish(self) -> None:
-        """End of the replayed data: close an open trade at the last close ("end"), once."""
-        if self.finished or self.cursor is None:
-            return
-        store = self.store
-        store.begin()
-        try:
-            fill = self.executor.flatten(self.cursor, self.last_close, END)
-            if fill is not None:
-                self.equity_last = self.gateway.engine.cash
-                store.add_equity(self.runner_id, self.cursor, self.equity_last)
-            self.finished = True
-            self._save()
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
-
-    def flatten(self, reason: str = "kill") -> None:
-        """Close the position now at the last close (paper), recorded like any exit."""
-        if self.cursor is None or self.last_close is None:
-            return
-        store = self.store
-        store.begin()
-        try:
-            if self.executor.flatten(self.cursor, self.last_close, reason) is not None:
-                self.equity_last = self.gateway.engine.cash
-            self._save()
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
 
     def cancel_entries(self) -> int:
         """Cancel pending entries (kill switch): none rest between candles; returns 0."""

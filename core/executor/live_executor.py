@@ -117,7 +117,7 @@ class LiveGridExecutor:
 
     # ---------------------------------------------------------------- store helpers
     def _tx(self):
-        return _Tx(self.store)
+        return self.store.transaction()
 
     def _publish(self, *events: Any) -> None:
         if self.bus is not None:
@@ -533,29 +533,6 @@ class LiveGridExecutor:
                                                  float(filled)]
             elif row["purpose"] == "stop" and self.ledger.qty > 0:
                 self.stop_cid = row["client_id"]
-
-
-class _Tx:
-    """`with _Tx(store):` one SQLite transaction (nested use joins the open one)."""
-
-    __slots__ = ("store", "own")
-
-    def __init__(self, store: StateStore) -> None:
-        self.store = store
-        self.own = False
-
-    def __enter__(self) -> "_Tx":
-        self.own = not self.store.in_tx
-        self.store.begin()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if not self.own:
-            return
-        if exc_type is None:
-            self.store.commit()
-        else:
-            self.store.rollback()
 
 
 __all__ = ["LiveGridExecutor", "GatewayUnavailable", "UnprotectedPosition"]

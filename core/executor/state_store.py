@@ -21,7 +21,9 @@ import fcntl
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from core.backtest.result import Cycle
 from core.errors import RadarError
@@ -119,6 +121,21 @@ class StateStore:
         if self.in_tx:
             self.conn.execute("ROLLBACK")
             self.in_tx = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """`with store.transaction():` one transaction, committed on success and rolled back on
+        an error; inside an open transaction it joins it (the outer one commits)."""
+        own = not self.in_tx
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            if own:
+                self.rollback()
+            raise
+        if own:
+            self.commit()
 
     # ---------------------------------------------------------------- runners
     def runner_id(self, strategy: str, symbol: str, timeframe: str, mode: str, params: dict) -> int:
