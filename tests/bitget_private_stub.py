@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -203,6 +203,14 @@ class BitgetPrivateStub:
 
     def position(self, symbol: str = "BTCUSDT") -> Position:
         return self.positions[symbol]
+
+    def protected(self, symbol: str = "BTCUSDT") -> bool:
+        """Rule one at the exchange: flat, or exactly one pos_loss stop sized to the position."""
+        pos = self.positions[symbol]
+        if pos.qty == 0:
+            return True
+        stops = self.live_plans(symbol, "pos_loss")
+        return len(stops) == 1 and abs(stops[0].size - abs(pos.qty)) <= 1e-9
 
     def set_mark(self, symbol: str, price: float) -> None:
         """Move the mark: fill touched limit orders, then trigger a crossed pos_loss."""
@@ -552,11 +560,8 @@ class BitgetPrivateStub:
         """Test control (another process drives the market): check that a position has its stop
         (`unprotected` records the moment otherwise), then walk the mark along `path`."""
         sym = q["symbol"]
-        pos = self.positions[sym]
-        if pos.qty != 0:
-            stops = self.live_plans(sym, "pos_loss")
-            if len(stops) != 1 or abs(stops[0].size - abs(pos.qty)) > 1e-9:
-                self.unprotected.append(int(q.get("now_ms") or 0))
+        if not self.protected(sym):
+            self.unprotected.append(int(q.get("now_ms") or 0))
         if q.get("now_ms"):
             self.public.now_ms = int(q["now_ms"])
         for p in q.get("path") or []:

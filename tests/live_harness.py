@@ -99,12 +99,9 @@ class LiveHarness:
             self.stub.set_mark(STUB_SYM, p)
 
     def check_protected(self, ts: int) -> None:
-        pos = self.stub.position(STUB_SYM)
         self.checked += 1
-        if pos.qty != 0:
-            stops = self.stub.live_plans(STUB_SYM, "pos_loss")
-            if len(stops) != 1 or abs(stops[0].size - abs(pos.qty)) > 1e-9:
-                self.unprotected.append(ts)
+        if not self.stub.protected(STUB_SYM):
+            self.unprotected.append(ts)
 
     async def close(self) -> None:
         for gw in self.gateways:

@@ -83,6 +83,7 @@ class LiveRunner(RunnerBase):
         self.protection = Protection(gateway, self._alert, attempts=stop_retries, clock_ms=clock_ms)
         self.executor = LiveGridExecutor(self.runner_id, strat, symbol, gateway, self.ids, store, bus, kill_switch,
                                          self.ledger, self.protection, risk_gate, clock_ms)
+        self.executor.cursor_of = lambda: (self.cursor, self.n_candles, self.last_close)
         self.state = CONNECTING
         self.state_reason = "not connected yet"
         self.lock = asyncio.Lock()

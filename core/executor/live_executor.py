@@ -109,6 +109,7 @@ class LiveGridExecutor:
         self.unknown: set[str] = set()
         self.blocked: str | None = None
         self.stop_cid: str | None = None
+        self.cursor_of: Callable[[], tuple] | None = None    # set by the runner: () -> (cursor, n, last close)
         self.pending_exit: tuple[str, int, str] | None = None     # (exit cid, intent id, reason) of an unknown close
         self._entry_side, self._exit_side = ("buy", "sell") if strategy.side == LONG else ("sell", "buy")
         self._kill_noted = False
@@ -362,6 +363,10 @@ class LiveGridExecutor:
                                     led.levels_filled))
 
     def _cursor(self) -> tuple:
+        """(cursor_ts, n_candles, last_close) of the runner, saved with the ledger: from
+        `cursor_of` (the runner's in-memory values, the ones it last stored), else the store."""
+        if self.cursor_of is not None:
+            return self.cursor_of()
         st = self.store.load_state(self.runner_id)
         if st is None:
             return (None, 0, None)
