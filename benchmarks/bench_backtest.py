@@ -35,7 +35,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "candles" / "binance-spot" / "B
 def load(path: Path):
     import numpy as np
 
-    from core.data.candles import Candles
+    from core.model.candles import Candles
 
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as f:

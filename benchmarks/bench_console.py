@@ -41,10 +41,10 @@ KEYS = ("2", "3", "5", "6", "1")
 
 
 def build_engine(workdir: Path, rate: float):
-    from core.backtest.result import Account
     from core.cli.run_cmd import _enabled_strategies, replay_source
     from core.config import load_config, strategy_params
     from core.engine.engine import Engine, RunnerSpec
+    from core.model.account import Account
     from core.paths import DEFAULT_CONFIG_DIR
 
     cfg = load_config(DEFAULT_CONFIG_DIR)

@@ -14,7 +14,7 @@ screen's markers.
   the process must exit; the tmux server is killed in any case.
 Prints one line per screen (OK/FAIL, time to show), with `--show` the captured panes, then
 exactly one JSON line: {"ok": ..., "screens": {name: {"ok", "seconds", "missing"}}, "exit": ...}.
-Exit status 0 when every screen was seen. `run_routine()` is what tests/test_console_tmux.py calls.
+Exit status 0 when every screen was seen. `run_routine()` is what tests/tui/test_console_tmux.py calls.
 """
 
 from __future__ import annotations

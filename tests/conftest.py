@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shared_data import shared_candles_dir
+from tests.support.shared_data import shared_candles_dir
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@
 * `durations`  "30m" / "2h" / "1d"
 """
 
-from core.alerts.clock import Clock, ManualClock, system_clock
 from core.alerts.engine import AlertEngine
-from core.alerts.model import (
-    Alert, AlertError, AlertInputError, AlertState, AlertStoreError, CommandResult, Severity,
-)
+from core.alerts.model import Alert, AlertError, AlertInputError, AlertState, AlertStoreError, CommandResult, Severity
 from core.alerts.notify import Notification
 from core.alerts.policy import AlertConfig, NotifyReason
+from core.model.clock import Clock, ManualClock, system_clock
 
 __all__ = [
     "Alert", "AlertConfig", "AlertEngine", "AlertError", "AlertInputError", "AlertState", "AlertStoreError",

@@ -38,14 +38,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from core.alerts import store
-from core.alerts.clock import Clock, system_clock
 from core.alerts.durations import parse_duration_ms
 from core.alerts.model import (
-    Alert, AlertError, AlertInputError, AlertState, AlertStoreError, CommandResult, Severity, display_order,
+    Alert,
+    AlertError,
+    AlertInputError,
+    AlertState,
+    AlertStoreError,
+    CommandResult,
+    Severity,
+    display_order,
 )
 from core.alerts.notify import HookSet, Notification
 from core.alerts.policy import AlertConfig, NotifyReason, escalation_due, firing_reason, snooze_ended
 from core.errors import RadarError
+from core.model.clock import Clock, system_clock
 from core.storage.db import open_sync
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ import sqlite3
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
-from core.alerts.clock import format_ms
 from core.alerts.model import Alert, AlertState, CommandResult, Severity
+from core.model.clock import format_ms
 
 _COLUMNS = ("id, dedup_key, severity, source, title, detail, first_seen_ms, last_seen_ms, count, state, "
             "snoozed_until_ms, changed_by, changed_ms, last_notified_ms, notified_count, last_escalated_ms")

@@ -1,7 +1,7 @@
 """The event-driven backtester: strategy objects through the shared matching engine, candle by candle.
 
 `run_event_backtest` is the reference engine of the project: it is the same code path as
-the paper executor (strategy quote → `core.backtest.matching` walk), replayed on stored
+the paper executor (strategy quote → `core.venues.sim.matching` walk), replayed on stored
 candles, and it follows `../shared/specs/envelope_dca.md` exactly.
 """
 
@@ -11,12 +11,14 @@ from typing import Callable
 
 import numpy as np
 
-from core.backtest.matching import END, MatchingEngine, create_matching_engine
-from core.backtest.result import Account, BacktestResult
+from core.backtest.result import BacktestResult
 from core.backtest.single_driver import run_single_backtest
-from core.data.candles import Candles
+from core.model.account import Account
+from core.model.candles import Candles
+from core.model.fills import END
 from core.strategies import registry
 from core.strategies.base import CandleHistory, GridStrategy, SinglePositionStrategy
+from core.venues.sim.matching import MatchingEngine, create_matching_engine
 
 
 def run_event_backtest(candles: Candles, strategy: str, params: dict, account: Account = Account(), *,
@@ -32,7 +34,7 @@ def run_event_backtest(candles: Candles, strategy: str, params: dict, account: A
         observer: called as `observer(t, engine)` after candle t has been processed
             (before the end-of-data exit on the last candle), for tests and tracing.
             For single-position strategies the engine is a
-            `core.backtest.single_matching.SingleMatchingEngine`.
+            `core.venues.sim.single_matching.SingleMatchingEngine`.
         funding: (ts int64 ms UTC, rate float64) funding-rate series, sorted; required by
             `funding`, ignored by the others.
 

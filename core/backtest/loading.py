@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from core.data.candles import Candles
 from core.errors import DataError
+from core.model.candles import Candles
 
 
 def load_from_store(db: str | Path, symbol: str, market: str, timeframe: str,

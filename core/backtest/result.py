@@ -10,36 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Account:
-    """Backtest account: initial capital (USDT), leverage (x), maker/taker fees (fractions of notional)."""
-
-    initial_capital: float = 10_000.0
-    leverage: float = 1.0
-    maker_fee: float = 0.0002
-    taker_fee: float = 0.0006
-
-
-@dataclass(frozen=True)
-class Cycle:
-    """One closed cycle (a grid cycle, or a single-position trade).
-
-    open_time/close_time: open timestamps (ms UTC) of the candles holding the first fill and the exit.
-    side: "long" | "short". levels_filled: entries filled (1 for single-position trades).
-    avg_entry, exit_price: quote prices. exit_reason: "tp" | "sl" | "end" (strategies may add others).
-    qty: total base quantity. pnl: realised P&L minus every fee of the cycle, USDT.
-    """
-
-    open_time: int
-    close_time: int
-    side: str
-    levels_filled: int
-    avg_entry: float
-    exit_price: float
-    exit_reason: str
-    qty: float
-    pnl: float
+from core.model.account import Account
+from core.model.cycle import Cycle
 
 
 @dataclass

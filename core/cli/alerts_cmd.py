@@ -22,10 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from core.alerts import store
-from core.alerts.clock import format_ms, system_clock
 from core.alerts.durations import ACCEPTED_FORMS, parse_duration_ms
 from core.alerts.model import AlertState, CommandResult, Severity
 from core.errors import RadarError, UsageError
+from core.model.clock import format_ms, system_clock
 from core.storage.db import open_sync
 
 #: The actor recorded for changes made from the command line.

@@ -23,8 +23,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.backtest.result import Account, BacktestResult
+from core.backtest.result import BacktestResult
 from core.errors import RadarError, UsageError
+from core.model.account import Account
 from core.strategies import registry
 
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")

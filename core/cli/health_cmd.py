@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from core.alerts.clock import format_ms, system_clock
 from core.errors import RadarError
 from core.health import store
 from core.health.status import HealthStatus, SubsystemHealth, format_seconds, worst
+from core.model.clock import format_ms, system_clock
 
 #: `overall` when no engine is running.
 NO_ENGINE = "no_engine"

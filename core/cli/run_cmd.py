@@ -25,7 +25,7 @@
   BTC_USDT-1h.json.gz runs as BTC/USDT 1h) or, without --replay, on the assets of
   `assets.yaml` (first timeframe each) through the exchange's public live feed (ccxt.pro).
 * Paper trading is the default. `--live` trades Bitget USDT-M perpetuals through
-  `core.executor.ccxt_gateway.CcxtGateway` (`core.engine.live_runner`): it needs
+  `core.venues.bitget.gateway.CcxtGateway` (`core.engine.live_runner`): it needs
   BITGET_API_KEY / _SECRET / _PASSPHRASE in the environment or .env, runs only the enabled
   grid strategies with `live_eligible: true` on the perpetuals of assets.yaml (one grid
   strategy per symbol), splits risk.yaml's initial_capital over the runners (capped by the
@@ -190,9 +190,9 @@ def live_sources(cfg, db_path: Path) -> list:
         symbol, tf = asset.symbol, asset.timeframes[0]
 
         def history(up_to, n, symbol=symbol, tf=tf):
+            from core.errors import DataError
             from core.storage.candle_store import load_candles
             from core.storage.db import open_sync
-            from core.errors import DataError
 
             conn = open_sync(db_path)
             try:
@@ -301,8 +301,8 @@ def _live_setup(cfg, secrets, plan: dict, leverage: int):
     """The LiveSetup of a live run: one ccxt bitget client (keys from the environment) shared
     by the gateways of every symbol, behind one circuit breaker."""
     from core.engine.engine import LiveSetup
-    from core.executor.ccxt_gateway import CcxtGateway, exchange_from_secrets
     from core.health.breaker import CircuitBreaker
+    from core.venues.bitget.gateway import CcxtGateway, exchange_from_secrets
 
     acc = plan["exchange"]
     exchange = exchange_from_secrets(acc, secrets)
@@ -317,10 +317,10 @@ def _live_setup(cfg, secrets, plan: dict, leverage: int):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.backtest.result import Account
     from core.config import load_config, strategy_params
     from core.engine.engine import Engine, RunnerSpec
     from core.executor.live_ledger import fee_reserve
+    from core.model.account import Account
 
     speed = parse_speed(args.speed)
     cfg = load_config(args.config_dir)

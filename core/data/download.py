@@ -34,10 +34,10 @@ from typing import Any, Awaitable, Callable, TypeVar
 import ccxt.async_support as ccxt
 import numpy as np
 
-from core.data.candles import Candles
 from core.data.timeframes import timeframe_ms
 from core.data.validation import BadRowsError, validate_candle_rows
 from core.errors import DataError, RadarError, UsageError
+from core.model.candles import Candles
 from core.storage.candle_store import last_candle_ts, upsert_candles
 
 log = logging.getLogger(__name__)

@@ -40,12 +40,10 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 import numpy as np
 
 from core.data.aggregate import Aggregator
-from core.data.candles import Candles
-from core.data.feed import (
-    EVENT_TYPES, CandleFeed, ClosedCandle, FeedEvent, candle_from_row, floor_ts, iso_ms,
-)
+from core.data.feed import EVENT_TYPES, CandleFeed, ClosedCandle, FeedEvent, candle_from_row, floor_ts, iso_ms
 from core.data.staleness import StalenessMonitor
 from core.data.timeframes import timeframe_ms
+from core.model.candles import Candles
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +180,8 @@ class _CandleWriter:
         return await asyncio.to_thread(last_candle_ts, self._conn, symbol, self.market_of(symbol), timeframe)
 
     async def load(self, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> Candles | None:
-        from core.storage.candle_store import load_candles
         from core.errors import DataError
+        from core.storage.candle_store import load_candles
 
         try:
             return await asyncio.to_thread(load_candles, self._conn, symbol, self.market_of(symbol),

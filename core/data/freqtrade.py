@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.candles import Candles
 from core.data.timeframes import timeframe_ms
 from core.errors import DataError
+from core.model.candles import Candles
 
 #: The columns of one row, in file order.
 COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")

@@ -12,9 +12,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.candles import Candles
 from core.data.freqtrade import FileSpec, read_data_file
 from core.errors import RadarError
+from core.model.candles import Candles
 from core.storage.candle_store import WriteCounts, write_candles, write_funding_rates
 
 

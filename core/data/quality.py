@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from core.data.candles import Candles
 from core.data.timeframes import timeframe_ms
+from core.model.candles import Candles
 
 DEFAULT_SPIKE_K = 8.0
 DEFAULT_SPIKE_WINDOW = 48

@@ -21,10 +21,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Literal
 
 import numpy as np
 
-from core.data.candles import Candles
 from core.data.feed import ClosedCandle, FeedEvent
 from core.data.freqtrade import parse_file_name, read_data_file
 from core.errors import DataError
+from core.model.candles import Candles
 
 Speed = float | Literal["max"]
 

@@ -37,15 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from core.backtest.result import Account
 from core.data.engine import DataEngine
 from core.data.feed import ClosedCandle, FeedFresh, FeedReconnect, FeedStale, TickerUpdate
 from core.data.timeframes import timeframe_ms
 from core.engine.runner import StrategyRunner
+from core.errors import RadarError
 from core.events.bus import EngineStatus, EventBus, HealthEvent, KillSwitchEvent
 from core.executor.kill_switch import KillSwitch
 from core.executor.state_store import EngineLock, StateStore
-from core.errors import RadarError
+from core.model.account import Account
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class Engine:
                 log.warning("kill switch is ACTIVE (set by %s: %s): no new entries until `resume`",
                             self.kill_switch.actor, self.kill_switch.reason)
             if self.risk_config is not None:
-                from core.alerts.clock import system_clock
+                from core.model.clock import system_clock
                 from core.risk import RiskManager, RiskStore
 
                 self.risk = RiskManager(self.risk_config, self.risk_groups, RiskStore(self.store.conn),
@@ -303,7 +303,7 @@ class Engine:
         if self.mode == "live":
             from core.engine.live_runner import LiveRunner
             from core.executor.risk_gate import RiskGate
-            from core.strategies.base import LONG
+            from core.model.sides import LONG
 
             lv = self.live
             r = LiveRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account, self.store,
@@ -501,8 +501,8 @@ class Engine:
         position and resting entries; the free margin of `me`'s paper account (its equity less
         the margin its position and resting entries hold)."""
         from core.executor.risk_gate import entry_notional
+        from core.model.sides import LONG
         from core.risk import Exposure, PortfolioView
-        from core.strategies.base import LONG
 
         positions, pending = [], []
         free = None

@@ -27,16 +27,16 @@ import logging
 import math
 from typing import Any, Callable, Iterable
 
-from core.backtest.result import Account
 from core.engine.runner_base import RunnerBase
 from core.events.bus import EventBus, HealthEvent
-from core.executor.gateway import GatewayError
 from core.executor.kill_switch import KillSwitch
 from core.executor.live_executor import LiveGridExecutor, wall_ms
 from core.executor.live_ledger import LiveLedger
 from core.executor.protection import Protection, UnprotectedPosition
 from core.executor.reconcile import AccountInUse, reconcile
 from core.executor.state_store import StateStore
+from core.model.account import Account
+from core.model.errors import GatewayError
 from core.strategies import registry
 from core.strategies.base import GridStrategy
 
@@ -129,7 +129,7 @@ class LiveRunner(RunnerBase):
         Raises:
             AccountInUse, AccountModeError: refuse to trade (the engine stops).
         """
-        from core.executor.bitget_errors import AccountModeError
+        from core.model.errors import AccountModeError
 
         async with self.lock:
             self.state = RECONCILING

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backtest.result import Account, BacktestResult
+from core.backtest.result import BacktestResult
 from core.executor.state_store import StateStore
+from core.model.account import Account
 
 
 def runner_result(store: StateStore, runner: dict, account: Account) -> BacktestResult:

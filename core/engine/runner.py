@@ -26,15 +26,15 @@ import logging
 import math
 from typing import Iterable
 
-from core.backtest.result import Account
 from core.engine.runner_base import RunnerBase
 from core.events.bus import EventBus
 from core.executor.executor import GridExecutor
 from core.executor.kill_switch import KillSwitch
-from core.executor.paper import PaperGateway
 from core.executor.state_store import StateStore
+from core.model.account import Account
 from core.strategies import registry
 from core.strategies.base import GridStrategy
+from core.venues.sim.grid_venue import PaperGateway
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class StrategyRunner(RunnerBase):
         store: the state store. kill_switch: the engine's kill switch. bus: the event bus (or None).
         mode: "paper" (the only mode so far). id_prefix: client order id prefix.
         publish_candles: publish a CandleEvent per processed candle.
-        sizing_reserve: see `core.executor.paper.PaperGateway` (0 on replays: the backtest's sizing).
+        sizing_reserve: see `core.venues.sim.grid_venue.PaperGateway` (0 on replays: the backtest's sizing).
     """
 
     def __init__(self, strategy: str, params: dict, symbol: str, timeframe: str, account: Account,

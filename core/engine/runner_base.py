@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.backtest.matching import END
-from core.backtest.result import Account
 from core.events.bus import CandleEvent, EventBus
 from core.executor.client_ids import ClientIds
 from core.executor.kill_switch import KillSwitch
 from core.executor.state_store import StateStore
+from core.model.account import Account
+from core.model.fills import END
 from core.strategies.base import CandleHistory
 
 #: keep at most this many candles of history in memory (trimmed to half when exceeded)

@@ -60,18 +60,18 @@ import logging
 import math
 from typing import Any, Callable, Iterable
 
-from core.backtest.result import Account
-from core.backtest.single_driver import ArraySignalStrategy
-from core.errors import RadarError
 from core.engine.runner_base import MAX_HISTORY, RunnerBase
+from core.errors import RadarError
 from core.events.bus import EventBus
 from core.executor.kill_switch import KillSwitch
 from core.executor.single_executor import SingleExecutor, _num
-from core.executor.single_paper import SinglePaperGateway
 from core.executor.state_store import StateStore
 from core.indicators.signal_streams import STREAMS, FundingStream, SignalStream, funding_lookup
+from core.model.account import Account
 from core.strategies import registry
+from core.strategies.array_signal import ArraySignalStrategy
 from core.strategies.base import CandleHistory, SinglePositionStrategy
+from core.venues.sim.single_venue import SinglePaperGateway
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SingleStrategyRunner(RunnerBase):
         funding: the funding-rate series for `funding`: (ts, rate) arrays (ms UTC, fraction per
             interval) or `rate_at(ts_ms) -> float`.
         sizing_reserve: fraction of the cash kept out of each entry's size (0 on replays: the
-            backtest's sizing; see `core.executor.single_paper.SinglePaperGateway`).
+            backtest's sizing; see `core.venues.sim.single_venue.SinglePaperGateway`).
         symbol_busy: () -> bool, True while ANOTHER runner on the same symbol holds a position
             (grid and single-position trades are mutually exclusive per symbol): no new entry
             then (a RiskRejection "symbol_busy" once per episode); None = never busy. Also

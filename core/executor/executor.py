@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import math
 
-from core.events.bus import (
-    EventBus, FillEvent, IntentEvent, OrderEvent, PositionEvent, RiskRejection,
-)
+from core.events.bus import EventBus, FillEvent, IntentEvent, OrderEvent, PositionEvent, RiskRejection
 from core.executor.client_ids import ClientIds
-from core.executor.gateway import GatewayFill, OrderNotFound, OrderRequest
 from core.executor.kill_switch import KillSwitch
-from core.executor.paper import PaperGateway
 from core.executor.state_store import StateStore
-from core.strategies.base import LONG, GridStrategy
+from core.model.errors import OrderNotFound
+from core.model.orders import GatewayFill, OrderRequest
+from core.model.sides import LONG
+from core.strategies.base import GridStrategy
+from core.venues.sim.grid_venue import PaperGateway
 
 
 class GridExecutor:

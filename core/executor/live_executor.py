@@ -45,19 +45,23 @@ import math
 import time
 from typing import Any, Callable
 
-from core.events.bus import (
-    EventBus, FillEvent, IntentEvent, OrderEvent, PositionEvent, RiskRejection,
-)
-from core.executor.bitget_errors import OrderUnknown
+from core.events.bus import EventBus, FillEvent, IntentEvent, OrderEvent, PositionEvent, RiskRejection
 from core.executor.client_ids import ClientIds
-from core.executor.gateway import (
-    DuplicateClientId, GatewayError, GatewayFill, GatewayUnavailable, OrderNotFound, OrderRejected, OrderRequest,
-)
 from core.executor.kill_switch import KillSwitch
 from core.executor.live_ledger import LiveLedger
 from core.executor.protection import Protection, UnprotectedPosition
 from core.executor.state_store import StateStore
-from core.strategies.base import LONG, GridStrategy
+from core.model.errors import (
+    DuplicateClientId,
+    GatewayError,
+    GatewayUnavailable,
+    OrderNotFound,
+    OrderRejected,
+    OrderUnknown,
+)
+from core.model.orders import GatewayFill, OrderRequest
+from core.model.sides import LONG
+from core.strategies.base import GridStrategy
 
 log = logging.getLogger(__name__)
 

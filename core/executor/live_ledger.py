@@ -17,7 +17,7 @@ keeps room for the fees at this leverage, because an exchange (and the RiskManag
 check, which counts a taker round trip) refuses the last level of a 1x grid sized on the
 whole cash once the earlier levels' fees were paid.
 
-Attribute names follow `core.backtest.matching.MatchingEngine` (cash, qty, cost, avg_entry,
+Attribute names follow `core.venues.sim.matching.MatchingEngine` (cash, qty, cost, avg_entry,
 stop, levels_filled, unit, cycle_fees, open_ts, cycles, fills, side, leverage), so queries
 (console, risk, alerts) read either through the same names. Money USDT (float64), prices
 quote currency, quantities base units, times ms UTC.
@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import math
 
-from core.backtest.matching import ENTRY, EXIT, Fill
-from core.backtest.result import Account, Cycle
-from core.strategies.base import LONG, GridStrategy
+from core.model.account import Account
+from core.model.cycle import Cycle
+from core.model.fills import ENTRY, EXIT, Fill
+from core.model.sides import LONG
+from core.strategies.base import GridStrategy
 
 #: fields carried through `snapshot()` / `restore()` (JSON)
 _FIELDS = ("cash", "qty", "cost", "avg_entry", "stop", "levels_filled", "unit", "cycle_fees", "open_ts",

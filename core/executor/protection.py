@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from core.executor.bitget_errors import OrderUnknown, StopCrossed
-from core.executor.gateway import DuplicateClientId, GatewayError, GatewayFill, OrderRequest
+from core.model.errors import DuplicateClientId, GatewayError, OrderUnknown, StopCrossed
+from core.model.orders import GatewayFill, OrderRequest
 
 log = logging.getLogger(__name__)
 

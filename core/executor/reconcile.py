@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 from core.errors import RadarError
 from core.events.bus import ReconcileEvent
-from core.executor.gateway import OrderNotFound
 from core.executor.live_executor import LiveGridExecutor
+from core.model.errors import OrderNotFound
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,12 @@ from typing import Callable
 
 from core.events.bus import EventBus, FillEvent, IntentEvent, OrderEvent, PositionEvent, RiskRejection
 from core.executor.client_ids import ClientIds
-from core.executor.gateway import GatewayFill
 from core.executor.kill_switch import KillSwitch
-from core.executor.single_paper import SinglePaperGateway
 from core.executor.state_store import StateStore
-from core.strategies.base import LONG, EntryIntent
+from core.model.orders import GatewayFill
+from core.model.sides import LONG
+from core.strategies.base import EntryIntent
+from core.venues.sim.single_venue import SinglePaperGateway
 
 _NAN = math.nan
 _isfinite = math.isfinite

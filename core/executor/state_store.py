@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from core.backtest.result import Cycle
 from core.errors import RadarError
+from core.model.cycle import Cycle
 from core.storage.db import open_sync
 from core.storage.wal_checkpointer import WalCheckpointer
 

@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable
 
-
-from core.alerts.clock import Clock, format_ms, system_clock
 from core.errors import RadarError
-from core.executor.gateway import GatewayError, GatewayUnavailable
+from core.model.clock import Clock, format_ms, system_clock
+from core.model.errors import GatewayError, GatewayUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from core.alerts.clock import Clock, system_clock
 from core.health.status import Check, format_seconds
+from core.model.clock import Clock, system_clock
 
 #: A health check as the watchdog takes it (plain callables here; coroutines are accepted too).
 CheckFn = Callable[[], Check]

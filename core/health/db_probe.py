@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from core.alerts.clock import Clock, system_clock
 from core.health.status import Check, format_seconds
+from core.model.clock import Clock, system_clock
 from core.storage.db import open_sync
 
 

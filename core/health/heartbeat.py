@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from core.alerts.clock import Clock, system_clock
 from core.health import store
 from core.health.status import Check, SubsystemHealth
+from core.model.clock import Clock, system_clock
 from core.storage.db import open_sync
 
 log = logging.getLogger(__name__)

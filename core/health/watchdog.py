@@ -38,10 +38,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from core.alerts.clock import Clock, system_clock
 from core.alerts.model import Severity
 from core.alerts.notify import HookSet
 from core.health.status import Check, HealthStatus, SubsystemHealth, worst
+from core.model.clock import Clock, system_clock
 
 if TYPE_CHECKING:
     from core.alerts.engine import AlertEngine

@@ -69,8 +69,8 @@ def optimize_params(strategy: str, timeframe: str, series: Sequence[dict], *, st
 
 def _setup(params: dict):
     """(grid, base params, account, grading config) from the job's config folder."""
-    from core.backtest.result import Account
     from core.config import load_config, param_grid, strategy_params
+    from core.model.account import Account
     from core.optimize.grade import load_grading_config
 
     config_dir = Path(params["config_dir"])

@@ -71,10 +71,10 @@ import numpy as np
 from core.backtest.fast import run_fast, sweep
 from core.backtest.fast.combos import DEFAULT_PARAMS, PARAM_NAMES
 from core.backtest.metrics import daily_equity
-from core.backtest.result import Account
-from core.data.candles import Candles
 from core.data.timeframes import timeframe_ms as tf_ms
 from core.errors import RadarError, UsageError
+from core.model.account import Account
+from core.model.candles import Candles
 from core.optimize.bootstrap import bootstrap_sharpe
 from core.optimize.grade import Criteria, GradeResult, GradingConfig, grade, load_grading_config
 from core.optimize.pbo import pbo as cscv_pbo

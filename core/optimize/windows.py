@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.candles import Candles
 from core.errors import UsageError
+from core.model.candles import Candles
 
 #: One UTC day in ms.
 DAY_MS = 86_400_000

@@ -22,10 +22,10 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
-from core.alerts.clock import Clock, format_ms, system_clock
 from core.config.assets import AssetsFile
 from core.config.risk import RiskConfig
 from core.events.bus import EventBus
+from core.model.clock import Clock, format_ms, system_clock
 from core.risk import limits as rules
 from core.risk.limits import EntryCheck, PortfolioView
 from core.risk.rejection import CheckResult, Rejection

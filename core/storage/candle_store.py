@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.candles import Candles
 from core.errors import DataError
+from core.model.candles import Candles
 
 
 @dataclass(frozen=True)

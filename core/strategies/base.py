@@ -1,6 +1,6 @@
 """The strategy API: strategies see closed candles and emit intents; they never compute fills.
 
-Fills are the matching engine's job (`core.backtest.matching`), which is shared by the
+Fills are the matching engine's job (`core.venues.sim.matching`), which is shared by the
 backtester and the paper executor. A strategy only says, before each candle opens, where
 its orders rest, and reacts to the fills the matching engine reports.
 
@@ -21,9 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from core.errors import RadarError
-
-LONG = "long"
-SHORT = "short"
+from core.model.sides import LONG, SHORT  # noqa: F401 - the sides strategies are written for
 
 
 class ParamError(RadarError, ValueError):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backtest.single_driver import ATR, ArraySignalStrategy, SignalArrays, lag_signal, lagged
 from core.indicators import atr, donchian
+from core.strategies.array_signal import ATR, ArraySignalStrategy, SignalArrays, lag_signal, lagged
 from core.strategies.params import DonchianBreakoutParams
 
 

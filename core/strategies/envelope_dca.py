@@ -17,7 +17,7 @@ ma_period, L = num_levels, s = envelope_start, d = envelope_step, p = sl_percent
 * Stop after every fill: long `S = A·(1 − p)`, short `S = A·(1 + p)`, A the average entry.
 
 Which levels fill and when, the intrabar path, ties and fees are the matching engine's
-(`core.backtest.matching`), also per the spec.
+(`core.venues.sim.matching`), also per the spec.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 import numbers
 
-from core.strategies.base import LONG, SHORT, CandleHistory, GridStrategy, ParamError
+from core.model.sides import LONG, SHORT
+from core.strategies.base import CandleHistory, GridStrategy, ParamError
 
 #: the spec's example parameters, also the model defaults of `core.strategies.params`
 DEFAULT_PARAMS: dict = {"ma_period": 7, "num_levels": 3, "envelope_start": 0.05,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backtest.single_driver import PCT, ArraySignalStrategy, SignalArrays
+from core.strategies.array_signal import PCT, ArraySignalStrategy, SignalArrays
 from core.strategies.params import FundingParams
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backtest.single_driver import LINE, PCT, ArraySignalStrategy, SignalArrays, lag_signal, lagged
 from core.indicators import supertrend
+from core.strategies.array_signal import LINE, PCT, ArraySignalStrategy, SignalArrays, lag_signal, lagged
 from core.strategies.params import SupertrendParams
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backtest.single_driver import PCT, ArraySignalStrategy, SignalArrays, lag_signal
 from core.indicators import rolling_vwap, rsi
+from core.strategies.array_signal import PCT, ArraySignalStrategy, SignalArrays, lag_signal
 from core.strategies.params import VwapRsiParams
 
 

@@ -31,12 +31,12 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Rep
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from core.alerts.clock import Clock, system_clock
 from core.alerts.engine import AlertEngine
 from core.alerts.model import Severity
 from core.alerts.notify import Notification
 from core.config.secrets import TELEGRAM_CHATS_VAR, TELEGRAM_TOKEN_VAR, Secrets
 from core.errors import ConfigError
+from core.model.clock import Clock, system_clock
 from core.telegram import format as fmt
 from core.telegram.commands import COMMANDS, CommandRouter, Reply, command_name_for_log, parse_command
 from core.telegram.confirm import Confirmations

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.alerts.clock import Clock, system_clock
+from core.model.clock import Clock, system_clock
 
 #: The most confirmations kept at once; the oldest are forgotten beyond it.
 MAX_PENDING = 64

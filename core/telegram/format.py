@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from core.alerts.clock import format_ms
 from core.alerts.model import Alert
 from core.alerts.notify import Notification
+from core.model.clock import format_ms
 
 #: Telegram's limit on one message's text.
 MAX_MESSAGE_CHARS = 4096

@@ -33,8 +33,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from core.alerts.clock import Clock, system_clock
 from core.alerts.model import Severity
+from core.model.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 

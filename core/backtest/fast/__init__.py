@@ -14,8 +14,10 @@ from core.backtest.fast.envelope_kernel import REASONS, run_combo
 from core.backtest.fast.single_kernels import is_single, run_single_fast
 from core.backtest.fast.sma import compute_indicators
 from core.backtest.fast.sweep import SweepResult, candle_arrays, side_sign, sweep
-from core.backtest.result import Account, BacktestResult, Cycle
-from core.data.candles import Candles
+from core.backtest.result import BacktestResult
+from core.model.account import Account
+from core.model.candles import Candles
+from core.model.cycle import Cycle
 
 __all__ = ["run_fast", "sweep", "SweepResult", "Combos", "grid_combos", "as_combos",
            "DEFAULT_GRID", "DEFAULT_PARAMS"]

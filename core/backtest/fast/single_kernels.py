@@ -10,7 +10,7 @@ parallel (`prange` over workers, nogil kernel). Market entries only, size_fracti
 six strategies); limit entries exist in the event engine only.
 
 All jitted functions are in this one file (numba's `cache=True` is keyed per file).
-Per-candle arithmetic is written in the same order as `core.backtest.single_matching`, so
+Per-candle arithmetic is written in the same order as `core.venues.sim.single_matching`, so
 both engines produce the same bits. Daily Sharpe: last equity point per UTC day, simple
 returns, Neumaier-compensated sums, mean/std(ddof=1)·√365, as the envelope kernel.
 """
@@ -24,11 +24,13 @@ import numpy as np
 from numba import njit, prange
 
 from core.backtest.fast.stats_kernel import add_day_return, daily_sharpe, drawdown_step
-from core.backtest.result import Account, BacktestResult, Cycle
-from core.backtest.single_driver import ATR, LINE, PCT, ArraySignalStrategy
-from core.data.candles import Candles
+from core.backtest.result import BacktestResult
 from core.errors import UsageError
+from core.model.account import Account
+from core.model.candles import Candles
+from core.model.cycle import Cycle
 from core.strategies import registry
+from core.strategies.array_signal import ATR, LINE, PCT, ArraySignalStrategy
 from core.strategies.base import ParamError
 
 REASON_TP = 0

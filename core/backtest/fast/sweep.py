@@ -24,9 +24,9 @@ from core.backtest.fast.combos import Combos, as_combos
 from core.backtest.fast.envelope_kernel import N_STATS, sweep_prange, sweep_worker
 from core.backtest.fast.sma import Indicators, compute_indicators
 from core.backtest.metrics import DAY_MS
-from core.backtest.result import Account
-from core.data.candles import Candles
 from core.errors import UsageError
+from core.model.account import Account
+from core.model.candles import Candles
 
 #: strategy name → side sign
 SIDES = {"envelope_dca": 1.0, "envelope_dca_short": -1.0}
