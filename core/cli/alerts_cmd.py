@@ -7,6 +7,10 @@ running AlertEngine picks them up within its poll interval (< 1 s).
 * `list [--state S]... [--severity S]... [--limit N] [--json]`  default: unresolved alerts.
 * `ack ID`                                  exit 2 when ID is unknown or resolved.
 * `snooze ID DURATION`                      DURATION like 30m, 2h, 1d; exit 2 on a bad one.
+
+A database that does not exist is not created: every subcommand says so and
+exits 2 (`core.storage.errors.DatabaseMissing`); a storage failure (read-only,
+disk full, damaged file) is one line, exit 2.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import sqlite3
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +32,7 @@ from core.alerts.model import AlertState, CommandResult, Severity
 from core.errors import RadarError, UsageError
 from core.model.clock import format_ms, system_clock
 from core.storage.db import open_sync
+from core.storage.errors import missing_database, storage_error
 
 #: The actor recorded for changes made from the command line.
 CLI_ACTOR = "cli"
@@ -61,11 +67,25 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     sp.set_defaults(func=cmd_snooze)
 
 
-def _open(db: Any) -> sqlite3.Connection:
+def _open(db: Any, command: str) -> sqlite3.Connection:
+    """The existing database `db` (migrated), for `command` (e.g. "radar alerts list").
+
+    Raises:
+        DatabaseMissing: `db` does not exist (it is not created).
+        StorageError: it cannot be opened (read-only, disk full, damaged, ...).
+        RadarError: another failure opening it.
+    """
+    if not Path(db).exists():
+        raise missing_database(db, command)
     try:
         return open_sync(db)
     except (OSError, sqlite3.Error) as exc:
-        raise RadarError(f"cannot open database {db}: {exc}") from exc
+        raise storage_error(exc, db) or RadarError(f"cannot open database {db}: {exc}") from exc
+
+
+def _failed(exc: BaseException, db: Any, doing: str) -> RadarError:
+    """The one-line error of a database failure while `doing` (e.g. "read alerts")."""
+    return storage_error(exc, db) or RadarError(f"cannot {doing} in {db}: {exc}")
 
 
 def _states(values: list[str] | None) -> list[AlertState] | None:
@@ -85,16 +105,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     Raises:
         UsageError: negative --limit.
+        DatabaseMissing: the database does not exist (exit 2; nothing is created).
         RadarError: the database cannot be opened or read.
     """
     if args.limit < 0:
         raise UsageError(f"--limit must be >= 0, got {args.limit}")
     severities = [Severity(s) for s in args.severity] if args.severity else None
-    conn = _open(args.db)
+    conn = _open(args.db, "radar alerts list")
     try:
         alerts = store.list_alerts(conn, _states(args.state), severities, args.limit or None)
     except sqlite3.Error as exc:
-        raise RadarError(f"cannot read alerts from {args.db}: {exc}") from exc
+        raise _failed(exc, args.db, "read alerts") from exc
     finally:
         conn.close()
     if args.json:
@@ -123,12 +144,15 @@ def _short(ms: int | None) -> str:
 
 
 def _run_command(args: argparse.Namespace, fn: Any) -> int:
-    """Run a store command with actor "cli"; 0 when ok, else UsageError (exit 2) with its message."""
-    conn = _open(args.db)
+    """Run a store command with actor "cli"; 0 when ok, else UsageError (exit 2) with its message.
+
+    Raises DatabaseMissing (exit 2) when the database does not exist, StorageError/RadarError when it fails.
+    """
+    conn = _open(args.db, f"radar alerts {args.alerts_command}")
     try:
         res: CommandResult = fn(conn, args.id, CLI_ACTOR, system_clock())
     except sqlite3.Error as exc:
-        raise RadarError(f"cannot change alert {args.id} in {args.db}: {exc}") from exc
+        raise _failed(exc, args.db, f"change alert {args.id}") from exc
     finally:
         conn.close()
     if not res.ok:

@@ -1,7 +1,9 @@
-"""`radar config check`: validate the YAML config (and secrets) and print a short summary.
+"""`radar config check`: validate the YAML config, `grading.yaml` and the secrets; print a short summary.
 
 Reads only: never opens or creates the database. A problem raises
-ConfigError, which the CLI prints as one line and exits 2 with.
+ConfigError, which the CLI prints as one line (file, key, what was expected)
+and exits 2 with. `grading.yaml` is the one of --config-dir, or the packaged
+one when that folder has none (as `radar optimize` does).
 """
 
 from __future__ import annotations
@@ -9,12 +11,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from core.config import RadarConfig, grid_size, load_config, load_secrets
 from core.config.secrets import Secrets
+
+if TYPE_CHECKING:  # core.optimize.grade imports numpy: loaded only when checking
+    from core.optimize.grade import GradingConfig
+
+#: The grading file's name inside --config-dir.
+GRADING_FILE = "grading.yaml"
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -23,25 +32,57 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     csub = p.add_subparsers(dest="config_command", metavar="CONFIG_COMMAND")
     csub.required = True
     c = csub.add_parser("check", help="validate --config-dir and the secrets; print a summary",
-                        description="Load and validate the five YAML files of --config-dir and the "
-                                    "secrets (environment, then --env-file); print a summary. "
+                        description="Load and validate the five YAML files of --config-dir, its "
+                                    "grading.yaml (the packaged one when absent) and the secrets "
+                                    "(environment, then --env-file); print a summary. "
                                     "Exit code 2 on the first problem.")
     c.add_argument("--env-file", type=Path, default=Path(".env"),
                    help="the .env file with the secrets (default: ./.env; a missing file is fine)")
     c.set_defaults(func=cmd_check)
 
 
+def grading_path(config_dir: Path) -> Path:
+    """The grading file used with `config_dir`: its `grading.yaml`, else the packaged one."""
+    from core.optimize.grade import DEFAULT_GRADING_FILE
+
+    own = Path(config_dir) / GRADING_FILE
+    return own if own.is_file() else DEFAULT_GRADING_FILE
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    """`radar config check`: 0 when the config and the secrets are valid (else ConfigError)."""
+    """`radar config check`: 0 when the config, grading.yaml and the secrets are valid.
+
+    Raises:
+        ConfigError (exit 2): the first problem, naming the file, the dotted key and what was expected.
+    """
+    from core.optimize.grade import load_grading_config
+
     cfg = load_config(args.config_dir)
+    grading_file = grading_path(args.config_dir)
+    grading = load_grading_config(grading_file)
     secrets = load_secrets(dotenv_path=args.env_file)
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, highlight=False)
-    print_summary(console, cfg, secrets)
+    print_summary(console, cfg, secrets, (grading_file, grading))
     return 0
 
 
-def print_summary(console: Console, cfg: RadarConfig, secrets: Secrets) -> None:
-    """The `config check` summary: assets, enabled strategies, grid sizes, risk, exchanges, secrets."""
+def _grading_line(path: Path, grading: GradingConfig, config_dir: Path) -> str:
+    """One summary line: which grading file, its weights, grade thresholds and caps."""
+    from core.optimize.grade import CRITERIA
+
+    w, g, caps = grading.weights, grading.grades, grading.caps
+    where = str(path) if path.parent == Path(config_dir) else f"{path} (packaged; {config_dir} has none)"
+    weights = ", ".join(f"{c} {getattr(w, c):g}" for c in CRITERIA)
+    return (f"grading: {where}: weights {weights}; A >= {g.A:g}, B >= {g.B:g}, C >= {g.C:g}, "
+            f"D >= {g.D:g}; {len(caps)} cap{'s' if len(caps) != 1 else ''}")
+
+
+def print_summary(console: Console, cfg: RadarConfig, secrets: Secrets,
+                  grading: tuple[Path, GradingConfig] | None = None) -> None:
+    """The `config check` summary: assets, enabled strategies, grid sizes, risk, exchanges, grading, secrets.
+
+    `grading` is (file, GradingConfig) when it was checked.
+    """
     console.print(f"[bold green]config OK[/]: {cfg.config_dir}")
 
     assets = Table(title="assets", title_justify="left")
@@ -81,6 +122,8 @@ def print_summary(console: Console, cfg: RadarConfig, secrets: Secrets) -> None:
         console.print(f"exchange {name}: {ex.id} {ex.market_type}, "
                       f"{'sandbox' if ex.sandbox else '[bold red]LIVE[/]'}, uta {'yes' if ex.uta else 'no'}, "
                       f"{ex.margin_mode} margin, {ex.position_mode}, client order prefix {ex.client_order_prefix}")
+    if grading is not None:
+        console.print(_grading_line(grading[0], grading[1], cfg.config_dir), markup=False)
     chats = len(secrets.telegram_allowed_chat_ids)
     console.print(f"secrets: Bitget keys {'set' if secrets.has_bitget() else 'not set'}, "
                   f"Telegram token {'set' if secrets.has_telegram() else 'not set'} "

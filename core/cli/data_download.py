@@ -31,9 +31,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from core.data.download import (
-    RetryPolicy, download_candles, fmt_utc, market_of, override_api_urls, with_retry,
-)
+from core.data.download import RetryPolicy, download_candles, fmt_utc, market_of, override_api_urls, with_retry
 from core.data.funding_download import download_funding, offers_funding
 from core.data.timeframes import timeframe_ms
 from core.errors import DataError, RadarError, UsageError

@@ -4,7 +4,9 @@
   rows read/new/updated/unchanged; a refused file is reported on stderr and
   the others still import; exit code 2 when any file was refused.
 * `list`            stored candle and funding-rate series: first, last, rows, gaps.
-* `check`           per series: gaps, zero-volume runs and price spikes.
+* `check`           per series: gaps, zero-volume runs, price spikes and open-gap
+                    spikes (an open far from the previous close while the close is
+                    not: a bad print; see `core.data.quality`).
 
 `list` and `check` take `--json` for machine-readable output (times in ms UTC).
 """
@@ -47,7 +49,7 @@ def register(dsub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
     p.add_argument("--json", action="store_true", help="print JSON (times in ms UTC)")
     p.set_defaults(func=cmd_list)
 
-    p = dsub.add_parser("check", help="gaps, zero-volume runs and price spikes per stored series")
+    p = dsub.add_parser("check", help="gaps, zero-volume runs, price spikes and open-gap spikes per stored series")
     p.add_argument("--symbol", help="only this ccxt symbol, e.g. BTC/USDT")
     p.add_argument("--market", choices=("spot", "futures"), help="only this market")
     p.add_argument("--timeframe", help="only this timeframe (funding series are then left out)")
@@ -55,8 +57,14 @@ def register(dsub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
                    help="a spike is |log return| > K x rolling sigma (default %(default)s)")
     p.add_argument("--spike-window", type=int, default=quality.DEFAULT_SPIKE_WINDOW,
                    help="log returns in the rolling sigma before each candle (default %(default)s)")
+    p.add_argument("--open-gap-jump", type=float, default=quality.OPEN_GAP_MIN_JUMP, metavar="FRACTION",
+                   help="an open-gap spike has |open / previous close - 1| > FRACTION (0.2 = 20 %%; "
+                        "default %(default)s)")
+    p.add_argument("--open-gap-close", type=float, default=quality.OPEN_GAP_MAX_CLOSE_MOVE, metavar="FRACTION",
+                   help="... while |close / previous close - 1| < FRACTION (below --open-gap-jump; "
+                        "default %(default)s)")
     p.add_argument("--limit", type=int, default=50,
-                   help="at most N gaps and N spikes listed per series in the tables; 0: all "
+                   help="at most N gaps, N spikes and N open-gap spikes listed per series in the tables; 0: all "
                         "(default %(default)s; --json always lists all)")
     p.add_argument("--json", action="store_true", help="print JSON (gap ranges in ms UTC)")
     p.set_defaults(func=cmd_check)
@@ -186,16 +194,21 @@ def _fmt_interval(ms: int | None) -> str:
 # --------------------------------------------------------------------------- check
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """`radar data check`: gaps, zero-volume runs and spikes of the selected series.
+    """`radar data check`: gaps, zero-volume runs, spikes and open-gap spikes of the selected series.
 
     Raises:
-        UsageError: bad --spike-k/--spike-window/--timeframe.
+        UsageError: bad --spike-k/--spike-window/--open-gap-jump/--open-gap-close/--limit/--timeframe.
         DataError: no stored series matches the filters.
     """
     if not args.spike_k > 0:
         raise UsageError(f"--spike-k must be > 0, got {args.spike_k}")
     if args.spike_window < 2:
         raise UsageError(f"--spike-window must be >= 2, got {args.spike_window}")
+    try:
+        quality.check_open_gap_params(args.open_gap_jump, args.open_gap_close)
+    except ValueError:
+        raise UsageError(f"--open-gap-close must be > 0 and below --open-gap-jump (fractions, 0.2 = 20 %), "
+                         f"got --open-gap-jump {args.open_gap_jump} --open-gap-close {args.open_gap_close}") from None
     if args.limit < 0:
         raise UsageError(f"--limit must be >= 0, got {args.limit}")
     if args.timeframe is not None:
@@ -211,7 +224,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                     or (args.timeframe and s.timeframe != args.timeframe)):
                 continue
             candles = candle_store.load_candles(conn, s.symbol, s.market, s.timeframe)
-            reports.append(quality.check_candles(candles, args.spike_k, args.spike_window))
+            reports.append(quality.check_candles(candles, args.spike_k, args.spike_window,
+                                                 args.open_gap_jump, args.open_gap_close))
         funding = []
         if args.timeframe is None and args.market in (None, "futures"):
             for symbol, first, last, rows in candle_store.list_funding(conn):
@@ -232,6 +246,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                         + ": see `radar data list`")
     if args.json:
         _print_json({"spike_k": args.spike_k, "spike_window": args.spike_window,
+                     "open_gap_jump": args.open_gap_jump, "open_gap_close": args.open_gap_close,
                      "candles": [r.to_dict() for r in reports], "funding": funding})
         return 0
     _print_check(reports, funding, args.spike_k, args.spike_window, args.limit)
@@ -242,13 +257,15 @@ def _print_check(reports: list[quality.SeriesQuality], funding: list[dict], k: f
                  limit: int) -> None:
     console = _console()
     if reports:
-        t = Table(title=f"Candle quality (spike: |log return| > {k:g} x sigma of the previous {window})")
+        first = reports[0]
+        t = Table(title=f"Candle quality (spike: |log return| > {k:g} x sigma of the previous {window})",
+                  caption="open gap: " + _open_gap_rule(first.open_gap_min_jump, first.open_gap_max_close_move))
         for col in ("symbol", "market", "timeframe", "rows", "gaps", "missing", "zero-vol runs",
-                    "longest zero-vol", "spikes"):
+                    "longest zero-vol", "spikes", "open gaps"):
             t.add_column(col, justify="left" if col in ("symbol", "market", "timeframe") else "right", no_wrap=True)
         for r in reports:
             t.add_row(r.symbol, r.market, r.timeframe, f"{r.rows:,}", str(len(r.gaps)), f"{r.missing:,}",
-                      str(r.zero_volume.runs), str(r.zero_volume.longest), str(len(r.spikes)))
+                      str(r.zero_volume.runs), str(r.zero_volume.longest), str(len(r.spikes)), str(len(r.open_gaps)))
         console.print(t)
         for r in reports:
             if r.gaps:
@@ -268,6 +285,15 @@ def _print_check(reports: list[quality.SeriesQuality], funding: list[dict], k: f
                     s.add_row(fmt_ms(sp.ts_ms), f"{sp.log_return:+.4f}", f"{sp.sigma:.4f}",
                               f"{abs(sp.log_return) / sp.sigma:.1f}")
                 console.print(s)
+            if r.open_gaps:
+                o = Table(title=f"Open-gap spikes of {r.symbol} {r.market} {r.timeframe} (UTC)",
+                          caption=_more_caption(len(r.open_gaps), limit))
+                for col in ("candle", "previous close", "open", "close", "open vs prev", "close vs prev"):
+                    o.add_column(col, justify="left" if col == "candle" else "right", no_wrap=True)
+                for og in r.open_gaps[:limit or None]:
+                    o.add_row(fmt_ms(og.ts_ms), f"{og.prev_close:.8g}", f"{og.open:.8g}", f"{og.close:.8g}",
+                              f"{og.jump:+.1%}", f"{og.close_move:+.1%}")
+                console.print(o)
     if funding:
         t = Table(title="Funding-rate series (gap: spacing > 1.5 x the usual interval)")
         for col in ("symbol", "interval", "rows", "first", "last", "gaps", "missing"):
@@ -276,6 +302,12 @@ def _print_check(reports: list[quality.SeriesQuality], funding: list[dict], k: f
             t.add_row(f["symbol"], _fmt_interval(f["interval_ms"]), f"{f['rows']:,}", fmt_ms(f["first_ms"]),
                       fmt_ms(f["last_ms"]), str(f["gaps"]["count"]), str(f["gaps"]["missing"]))
         console.print(t)
+
+
+def _open_gap_rule(min_jump: float, max_close_move: float) -> str:
+    """The open-gap spike rule in words, thresholds as percent (a bad open print, not a market gap)."""
+    return (f"|open/prev close - 1| > {min_jump * 100:.4g} % while |close/prev close - 1| < "
+            f"{max_close_move * 100:.4g} % (a bad open print)")
 
 
 def _more_caption(total: int, limit: int) -> str | None:

@@ -7,7 +7,9 @@ cleanly, its beat is older than `STALE_FACTOR` x its interval, or (same host)
 its process is gone; the subsystems then shown are the last known ones.
 
 Exit codes: 0 engine running and nothing down (degraded too, unless --strict);
-1 no engine running, or a subsystem down (or degraded with --strict);
+1 no engine running (a database that does not exist is not created: "no engine
+running: database ... does not exist"), a subsystem down (or degraded with
+--strict), or the database cannot be read (one line: read-only, damaged, ...);
 2 bad usage. `--json` prints one object: engine_running, overall
 ("ok"|"degraded"|"down"|"no_engine"), message, heartbeat (or null),
 checked_ms and subsystems (times ms UTC).
@@ -32,6 +34,7 @@ from core.errors import RadarError
 from core.health import store
 from core.health.status import HealthStatus, SubsystemHealth, format_seconds, worst
 from core.model.clock import format_ms, system_clock
+from core.storage.errors import storage_error
 
 #: `overall` when no engine is running.
 NO_ENGINE = "no_engine"
@@ -64,21 +67,28 @@ def _read(db: Path) -> tuple[store.Heartbeat | None, list[SubsystemHealth]]:
     """The heartbeat and the health rows, read-only; (None, []) when the database does not exist.
 
     Raises:
-        RadarError: the database cannot be opened or read.
+        RadarError (exit code 1, like "no engine"): the database cannot be opened or read;
+            a storage failure is worded by `core.storage.errors.storage_error`.
     """
     if not db.exists():
         return None, []
     try:
         conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
-        raise RadarError(f"cannot open database {db}: {exc}") from exc
+        raise _unreadable(exc, db, "cannot open database") from exc
     try:
         conn.execute("PRAGMA busy_timeout=5000")
         return store.read_heartbeat(conn), store.read_health(conn)
     except sqlite3.Error as exc:
-        raise RadarError(f"cannot read health from {db}: {exc}") from exc
+        raise _unreadable(exc, db, "cannot read health from") from exc
     finally:
         conn.close()
+
+
+def _unreadable(exc: sqlite3.Error, db: Path, doing: str) -> RadarError:
+    """A RadarError (exit 1) with the storage wording of `exc` when it has one, else "`doing` `db`: `exc`"."""
+    clear = storage_error(exc, db)
+    return RadarError(str(clear) if clear is not None else f"{doing} {db}: {exc}")
 
 
 def _no_engine_message(db: Path, beat: store.Heartbeat | None, now: int) -> str | None:

@@ -2,7 +2,11 @@
 
 Each subcommand lives in its own module under `core/cli/` exposing
 `register(subparsers)`, which adds its parser and sets `func(args) -> int`
-on it. `main()` maps RadarError to its exit code and a one-line message.
+on it. `main()` maps RadarError to its exit code and a one-line message. A raw
+`sqlite3.Error` / `OSError` escaping a command that is a storage failure (disk
+full, read-only file or folder, unopenable or damaged database:
+`core.storage.errors.storage_error`) is printed the same way (exit 2); any
+other exception keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
 from core.errors import RadarError
 from core.paths import DEFAULT_CONFIG_DIR, default_db_path
+from core.storage.errors import storage_error
 
 #: Top-level command -> the module that registers it, in the order shown by `--help`.
 COMMAND_MODULES = {
@@ -85,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except RadarError as err:
         print(f"radar: error: {err}", file=sys.stderr)
         return err.exit_code
+    except (sqlite3.Error, OSError) as exc:
+        clear = storage_error(exc, args.db)
+        if clear is None:
+            raise
+        print(f"radar: error: {clear}", file=sys.stderr)
+        return clear.exit_code
     except KeyboardInterrupt:
         print("radar: interrupted", file=sys.stderr)
         return 130

@@ -25,7 +25,7 @@
   BTC_USDT-1h.json.gz runs as BTC/USDT 1h) or, without --replay, on the assets of
   `assets.yaml` (first timeframe each) through the exchange's public live feed (ccxt.pro).
 * Paper trading is the default. `--live` trades Bitget USDT-M perpetuals through
-  `core.venues.bitget.gateway.CcxtGateway` (`core.engine.live_runner`): it needs
+  `core.venues.bitget.gateway.CcxtGateway` (`core.engine.grid_runner`): it needs
   BITGET_API_KEY / _SECRET / _PASSPHRASE in the environment or .env, runs only the enabled
   grid strategies with `live_eligible: true` on the perpetuals of assets.yaml (one grid
   strategy per symbol), splits risk.yaml's initial_capital over the runners (capped by the
@@ -85,6 +85,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--report", type=Path, metavar="PATH",
                    help="write the per (strategy, symbol) backtest JSON list here at the end")
     p.add_argument("--live", action="store_true", help="trade real money (needs keys and live_eligible)")
+    p.add_argument("--adopt-history", action="store_true",
+                   help="with --live: record orders of this installation that the database does not know (a "
+                        "lost or replaced database) as its own and adopt the open position; only on purpose")
     p.add_argument("--status-interval", type=float, default=10.0, metavar="S",
                    help="seconds between status lines (0: none; default 10)")
     p.add_argument("--log-file", type=Path, metavar="PATH",
@@ -104,7 +107,7 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(d)
 
 
-def setup_logging(log_file: Path, verbose: int) -> None:
+def setup_logging(log_file: Path, verbose: int, tighten_folder: bool = True) -> None:
     """Rich console handler (INFO, DEBUG with -vv) + JSON-lines file handler (INFO and up)."""
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -119,8 +122,9 @@ def setup_logging(log_file: Path, verbose: int) -> None:
         console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
     root.addHandler(console)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    fh = logging.FileHandler(log_file, encoding="utf-8")
+    from core.storage.log_files import private_log_handler
+
+    fh = private_log_handler(log_file, tighten_folder=tighten_folder)
     fh.setFormatter(JsonLinesFormatter())
     fh.setLevel(logging.INFO)
     root.addHandler(fh)
@@ -297,7 +301,7 @@ def _live_banner(plan: dict, capital: float) -> None:
         log.warning(x)
 
 
-def _live_setup(cfg, secrets, plan: dict, leverage: int):
+def _live_setup(cfg, secrets, plan: dict, leverage: int, adopt_history: bool = False):
     """The LiveSetup of a live run: one ccxt bitget client (keys from the environment) shared
     by the gateways of every symbol, behind one circuit breaker."""
     from core.engine.engine import LiveSetup
@@ -313,13 +317,14 @@ def _live_setup(cfg, secrets, plan: dict, leverage: int):
         return CcxtGateway(acc, symbol, exchange, leverage=leverage, breaker=breaker)
 
     return LiveSetup(gateway, acc.client_order_prefix, stop_retries=int(stops.placement_retries),
-                     recheck_interval_s=float(stops.recheck_interval_s))
+                     recheck_interval_s=float(stops.recheck_interval_s),
+                     unprotected_grace_s=float(stops.unprotected_grace_s), adopt_history=adopt_history)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from core.config import load_config, strategy_params
     from core.engine.engine import Engine, RunnerSpec
-    from core.executor.live_ledger import fee_reserve
+    from core.executor.grid_executor import fee_reserve
     from core.model.account import Account
 
     speed = parse_speed(args.speed)
@@ -344,7 +349,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.report is not None and not args.replay:
         raise UsageError("--report needs --replay (the report is written at the end of the data)")
     db = Path(args.db)
-    setup_logging(args.log_file or db.parent / "logs" / "radar-run.jsonl", args.verbose)
+    setup_logging(args.log_file or db.parent / "logs" / "radar-run.jsonl", args.verbose,
+                  tighten_folder=args.log_file is None)
     risk = cfg.risk
     account = Account(initial_capital=float(risk.account.initial_capital), leverage=float(risk.account.leverage),
                       maker_fee=float(risk.fees.maker), taker_fee=float(risk.fees.taker))
@@ -395,7 +401,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     live = None
     if plan:
-        live = _live_setup(cfg, secrets, plan, int(risk.account.leverage))
+        live = _live_setup(cfg, secrets, plan, int(risk.account.leverage), adopt_history=args.adopt_history)
     engine = Engine(db, sources, specs, account, status_interval=args.status_interval,
                     risk_config=cfg.risk if risk_on else None,
                     risk_groups=_risk_groups(cfg, groups_from_assets) if risk_on else None,

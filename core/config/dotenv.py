@@ -1,66 +1,75 @@
-"""A tiny `.env` parser: `KEY=VALUE` lines, quotes, comments, optional `export `."""
+"""`.env` text to {KEY: value} with python-dotenv, refusing what it would silently skip or half-read.
+
+python-dotenv (`dotenv_values`) does the parsing: `KEY=VALUE` lines, `export `,
+single quotes (literal but for `\\'` and `\\\\`), double quotes (escapes such as
+`\\n`, `\\t`, `\\"`; may span lines), `#` comments. No `${VAR}` interpolation is
+done. Before that, `dotenv.parser.parse_stream` is used to refuse, with the line
+number, every statement python-dotenv cannot parse (it would only log a warning
+and skip it) and every line that is not `KEY=VALUE` with KEY a shell name.
+"""
 
 from __future__ import annotations
 
+import io
 import re
+
+from dotenv import dotenv_values
+from dotenv.parser import Binding, parse_stream
 
 from core.errors import ConfigError
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+#: The start of a `KEY=` statement whose value opens a quote: (key, quote).
+_QUOTED_START_RE = re.compile(r"""^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(['"])""")
 
 
-def _quoted(value: str, file: str, key: str, n: int) -> str:
-    """The content of a value starting with a quote; text after the closing quote must be a comment."""
-    quote = value[0]
-    out: list[str] = []
-    i = 1
-    while i < len(value):
-        c = value[i]
-        if quote == '"' and c == "\\" and i + 1 < len(value):
-            out.append(_ESCAPES.get(value[i + 1], "\\" + value[i + 1]))
-            i += 2
+def _start(binding: Binding) -> tuple[int, str]:
+    """(1-based line, text of that line) where a statement starts (python-dotenv counts from
+    the blank lines before it)."""
+    text = binding.original.string
+    body = text.lstrip()
+    n = binding.original.line + text[:len(text) - len(body)].count("\n")
+    return n, (body.splitlines() or [""])[0]
+
+
+def _refuse(binding: Binding, file: str) -> ConfigError:
+    """The error for a statement python-dotenv could not parse (never quoting the value)."""
+    n, first_line = _start(binding)
+    m = _QUOTED_START_RE.match(first_line)
+    if m:
+        return ConfigError(file, m.group(1), f"line {n}: expected a closing {m.group(2)}, "
+                                             "followed only by an optional # comment")
+    return ConfigError(file, "", f"line {n}: expected KEY=VALUE")
+
+
+def _check(text: str, file: str) -> None:
+    """Raise ConfigError for the first statement that is not a well-formed `KEY=VALUE`."""
+    for b in parse_stream(io.StringIO(text)):
+        if b.error:
+            raise _refuse(b, file)
+        if b.key is None:  # blank line or comment
             continue
-        if c == quote:
-            rest = value[i + 1:].strip()
-            if rest and not rest.startswith("#"):
-                raise ConfigError(file, key, f"line {n}: expected only a comment after the closing quote")
-            return "".join(out)
-        out.append(c)
-        i += 1
-    raise ConfigError(file, key, f"line {n}: expected a closing {quote} on the same line")
+        if b.value is None or not _KEY_RE.match(b.key):  # "WORD" alone, or "a.b=1"
+            raise ConfigError(file, "", f"line {_start(b)[0]}: expected KEY=VALUE")
 
 
 def parse_dotenv(text: str, file: str) -> dict[str, str]:
-    """Parse `.env` text into {KEY: value}.
+    """Parse `.env` text into {KEY: value} (python-dotenv's rules; a later line wins).
 
-    Rules: blank lines and lines starting with `#` are skipped; `export KEY=V`
-    is accepted; a value in single quotes is literal; in double quotes `\\n`,
-    `\\t`, `\\"` and `\\\\` are unescaped; an unquoted value ends at ` #`
-    (inline comment) and is stripped. A later line wins over an earlier one.
-    Error messages never include a value (it may be a secret).
+    Args:
+        text: the file's content.
+        file: its name, used in error messages.
+
+    Returns:
+        {KEY: value}; `KEY=` gives "".
 
     Raises:
-        ConfigError: a line is not `KEY=VALUE` or has an unclosed quote; `file`
-            is the given name, the key path the KEY (empty if unreadable).
+        ConfigError: a statement python-dotenv cannot parse (e.g. an unclosed quote, text
+            after a closing quote), a line without `=`, or a KEY that is not a shell name
+            ([A-Za-z_][A-Za-z0-9_]*). The file is `file`, the key path the KEY when it is
+            known and well-formed (else empty), the message names the line. No value (it may
+            be a secret) is ever part of a message.
     """
-    out: dict[str, str] = {}
-    for n, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export ") or line.startswith("export\t"):
-            line = line[len("export"):].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not _KEY_RE.match(key):
-            raise ConfigError(file, "", f"line {n}: expected KEY=VALUE")
-        value = value.strip()
-        if value[:1] in ("'", '"'):
-            value = _quoted(value, file, key, n)
-        else:
-            m = re.search(r"\s#", value)
-            if m:
-                value = value[:m.start()].rstrip()
-        out[key] = value
-    return out
+    _check(text, file)
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {k: v if v is not None else "" for k, v in values.items()}

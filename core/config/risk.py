@@ -83,10 +83,14 @@ class StopsConfig(ConfigModel):
             still has its stop on the exchange (> 0).
         placement_retries: further attempts after a failed stop placement
             before the position is flattened (integer >= 0).
+        unprotected_grace_s: seconds a position may stay without a stop (neither the stop nor
+            the market close went through; the runner is halted and the alert repeated) before
+            the kill switch is tripped for its symbol (> 0; default 120).
     """
 
     recheck_interval_s: float = Field(gt=0)
     placement_retries: int = Field(ge=0)
+    unprotected_grace_s: float = Field(default=120.0, gt=0)
 
 
 class RiskConfig(ConfigModel):

@@ -25,7 +25,14 @@ from typing import Any, Callable
 import numpy as np
 
 from core.data.download import (
-    ProgressFn, RetryPolicy, check_empty_response, ensure_market, fmt_utc, store_page, wall_clock_ms, with_retry,
+    ProgressFn,
+    RetryPolicy,
+    check_empty_response,
+    ensure_market,
+    fmt_utc,
+    store_page,
+    wall_clock_ms,
+    with_retry,
 )
 from core.data.validation import BadRowsError, validate_funding_rows
 from core.errors import DataError, UsageError

@@ -34,8 +34,14 @@ import ccxt
 
 from core.data.backfill import Backfiller, Fill
 from core.data.feed import (
-    FeedEvent, FeedReconnect, MessageRejected, Row, TickerUpdate,
-    candle_from_row, check_row, iso_ms,
+    FeedEvent,
+    FeedReconnect,
+    MessageRejected,
+    Row,
+    TickerUpdate,
+    candle_from_row,
+    check_row,
+    iso_ms,
 )
 from core.data.timeframes import timeframe_ms
 from core.errors import DataError

@@ -1,4 +1,4 @@
-"""The Engine: DataEngine -> StrategyRunners -> executor/gateway -> SQLite + event bus.
+"""The Engine: DataEngine -> Anys -> executor/gateway -> SQLite + event bus.
 
 One asyncio loop hosts it (and, later, the console and Telegram); it runs headless too.
 
@@ -19,7 +19,7 @@ One asyncio loop hosts it (and, later, the console and Telegram); it runs headle
   (`FeedStale`, `FeedFresh`, `FeedReconnect` of `core.data.feed`, plus a `HealthEvent`);
   `feed_listeners` (plain callables) see every data event, candles included, in order.
 * risk (`risk_config`): a `RiskManager` on the state store's connection checks every entry
-  order before it is placed (see `core.executor.executor`) and, after every candle's equity
+  order before it is placed (see `core.executor.grid_executor`) and, after every candle's equity
   point (the account equity: the sum of the runners'), `on_equity`; a `TripDecision` trips the
   persisted kill switch (actor "risk") in the candle's transaction, then pending entries are
   cancelled and, with `flatten`, positions closed, and a `KillSwitchEvent` is published.
@@ -37,17 +37,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from core.data.candle_guard import CandleQualityGuard
 from core.data.engine import DataEngine
 from core.data.feed import ClosedCandle, FeedFresh, FeedReconnect, FeedStale, TickerUpdate
 from core.data.timeframes import timeframe_ms
-from core.engine.runner import StrategyRunner
+from core.engine.candle_quality import CandleQualityListener
+from core.engine.supervisor import Supervisor
 from core.errors import RadarError
 from core.events.bus import EngineStatus, EventBus, HealthEvent, KillSwitchEvent
 from core.executor.kill_switch import KillSwitch
 from core.executor.state_store import EngineLock, StateStore
 from core.model.account import Account
+from core.storage.integrity import check_database
 
 log = logging.getLogger(__name__)
+
+#: why a live runner is halted when its protection loop has not run for a re-check interval
+LOOP_STALE = "protection loop not running"
 
 #: Most seconds `_consume` works through a burst of queued candles before yielding to the loop.
 CONSUME_SLICE_S = 0.005
@@ -103,7 +109,7 @@ class RunnerSpec:
 
 @dataclass
 class LiveSetup:
-    """What a live engine needs beyond paper (see `core.engine.live_runner`).
+    """What a live engine needs beyond paper (see `core.engine.grid_runner`).
 
     Attributes:
         gateway_factory: `(symbol) -> CcxtGateway` (not started) for one runner.
@@ -113,6 +119,10 @@ class LiveSetup:
         poll_interval_s: seconds between fill / take-profit polls between candles.
         reconnect_backoff_s: first delay before a failed reconciliation is retried (doubles, <= 300 s).
         alert: `(level, message)` callback for critical findings, or None.
+        unprotected_grace_s: seconds a position may stay without a stop (runner halted, alert
+            repeated every re-check) before the kill switch is tripped for its symbol.
+        adopt_history: adopt, on purpose, orders of this installation the database does not
+            know and the venue's position (`radar run --live --adopt-history`).
     """
 
     gateway_factory: Callable[[str], Any]
@@ -122,6 +132,8 @@ class LiveSetup:
     poll_interval_s: float = 5.0
     reconnect_backoff_s: float = 5.0
     alert: Callable[[str, str], Any] | None = None
+    unprotected_grace_s: float = 120.0
+    adopt_history: bool = False
 
 
 @dataclass
@@ -188,7 +200,7 @@ class Engine:
         self.clock = clock
         self.risk = None                        # core.risk.RiskManager once started (with risk_config)
         self.feed_listeners: list[Callable[[Any], None]] = []
-        self.runners: list[StrategyRunner] = []
+        self.runners: list[Any] = []
         self.stats = EngineStats()
         self._last_ts: dict[tuple[str, str], int] = {}
         self._risk_trip = None
@@ -198,11 +210,11 @@ class Engine:
         self.error: BaseException | None = None
         self.finished = False
         self._lock = EngineLock(self.db_path)
-        self._by_key: dict[tuple[str, str], list[StrategyRunner]] = {}
+        self._by_key: dict[tuple[str, str], list[Any]] = {}
         self._with_volume: set[int] = set()      # ids of the runners whose on_candle takes the volume
         self._stream = None
         self._stopping = False
-        self._tasks: list[asyncio.Task] = []
+        self.supervisor = Supervisor(self.bus)
         self._done = asyncio.Event()
         self._started = False
         self._join_task: asyncio.Task | None = None
@@ -213,11 +225,18 @@ class Engine:
         second engine is refused before it touches anything. `start()` keeps it."""
         if self._lock._fd is None:
             self._lock.acquire()
+            try:
+                check_database(self.db_path, missing_ok=True)   # DatabaseCorrupt (exit 2) before trading
+            except BaseException:
+                self._lock.release()
+                raise
 
     async def start(self) -> None:
         if self._started:
             raise RuntimeError("engine already started")
         self._started = True
+        self.feed_listeners.append(CandleQualityListener(
+            self.bus, guard_factory=lambda s, tf: CandleQualityGuard(s, tf, spike_k=None)))
         self.acquire_lock()
         try:
             self.store = StateStore(self.db_path)
@@ -250,8 +269,7 @@ class Engine:
                 if all(c is not None for c in cursors):
                     start_after[key] = min(cursors)
                     self._last_ts[key] = min(cursors)
-            if self.mode == "live":
-                await self._connect_live()
+            await self._connect()
             feeds = [src.make_feed(start_after.get((src.symbol, src.timeframe))) for src in self.sources
                      if (src.symbol, src.timeframe) in self._by_key]
             if self.mode == "live":
@@ -265,20 +283,24 @@ class Engine:
         except BaseException:
             await self._close()
             raise
-        loop = asyncio.get_running_loop()
-        self._join_task = loop.create_task(self.data.join(), name="engine-data-join")
-        self._tasks.append(loop.create_task(self._consume(), name="engine-consume"))
+        sup = self.supervisor
+        self._join_task = sup.spawn("engine-data-join", self.data.join, subsystem="feed", restart=False,
+                                    on_give_up=self._feed_failed)
+        sup.spawn("engine-consume", self._consume, subsystem="engine", restart=False)
         if self.status_interval > 0:
-            self._tasks.append(loop.create_task(self._status_loop(), name="engine-status"))
+            sup.spawn("engine-status", self._status_loop, subsystem="engine", critical=False)
         if self.mode == "live":
-            self._tasks.append(loop.create_task(self._live_loop(), name="engine-live"))
+            for r in self.runners:
+                sup.spawn(self._protect_task(r), lambda r=r: self._protect_loop(r), subsystem="executor",
+                          on_failure=lambda name, exc, r=r: self._protect_failed(r, exc))
+            sup.spawn("protect-watch", self._protect_watch, subsystem="executor", restart="always")
         self.bus.publish(HealthEvent("engine", "ok", f"started ({self.mode}, {len(self.runners)} runners)"))
         log.info("engine started: %s mode, %d runner(s) on %s, db %s", self.mode, len(self.runners),
                  ", ".join(f"{s} {t}" for s, t in self._by_key), self.db_path)
 
     def _make_runner(self, spec: RunnerSpec):
-        """The runner of `spec`: paper `StrategyRunner` (grid), `SingleStrategyRunner`
-        (single-position, paper only), or `LiveRunner` (grid, mode live)."""
+        """The runner of `spec`: a `GridRunner` on the simulated venue (paper) or on the exchange
+        (live), or a `SingleStrategyRunner` (single-position, paper only)."""
         from core.strategies import registry
         from core.strategies.base import SinglePositionStrategy
 
@@ -300,27 +322,31 @@ class Engine:
                 r.executor.portfolio = (lambda r=r: self._portfolio(r))
             self._with_volume.add(id(r))
             return r
-        if self.mode == "live":
-            from core.engine.live_runner import LiveRunner
-            from core.executor.risk_gate import RiskGate
-            from core.model.sides import LONG
+        from core.engine.grid_runner import GridRunner
+        from core.executor.risk_gate import RiskGate
+        from core.model.sides import LONG
 
+        clock = self.clock or (lambda: int(time.time() * 1000))
+        if self.mode == "live":
             lv = self.live
-            r = LiveRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account, self.store,
-                           self.kill_switch, self.bus, gateway=lv.gateway_factory(spec.symbol), alert=lv.alert,
-                           id_prefix=lv.id_prefix, stop_retries=lv.stop_retries, on_equity=on_eq,
-                           clock_ms=self.clock or (lambda: int(time.time() * 1000)))
-            if self.risk is not None:
-                side = "long" if r.strategy.side == LONG else "short"
-                r.executor.risk_gate = RiskGate(self.risk, lambda r=r: self._portfolio(r), r.name, r.symbol, side,
-                                                r.strategy)
-            return r
-        r = StrategyRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account,
-                           self.store, self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix,
-                           risk=self.risk, on_equity=on_eq, sizing_reserve=self.sizing_reserve)
+            venue = lv.gateway_factory(spec.symbol)
+            r = GridRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account, self.store,
+                           self.kill_switch, self.bus, venue=venue, mode="live", alert=lv.alert,
+                           id_prefix=lv.id_prefix, stop_retries=lv.stop_retries, on_equity=on_eq, clock_ms=clock,
+                           sizing_reserve=self.sizing_reserve, adopt_history=lv.adopt_history)
+        else:
+            from core.venues.sim.grid_venue import SimGridVenue
+
+            strat = registry.create(spec.strategy, spec.params)
+            r = GridRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account, self.store,
+                           self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix, on_equity=on_eq,
+                           clock_ms=clock, sizing_reserve=self.sizing_reserve,
+                           venue=lambda ids: SimGridVenue(strat, spec.symbol, self.account, ids, self.sizing_reserve))
         r.executor.symbol_busy = busy
         if self.risk is not None:
-            r.executor.portfolio = (lambda r=r: self._portfolio(r))
+            side = "long" if r.strategy.side == LONG else "short"
+            r.executor.risk_gate = RiskGate(self.risk, lambda r=r: self._portfolio(r), r.name, r.symbol, side,
+                                            r.strategy)
         return r
 
     def _symbol_busy_fn(self, spec: RunnerSpec):
@@ -334,46 +360,120 @@ class Engine:
                        for r in self.runners)
         return busy
 
-    async def _connect_live(self) -> None:
-        """Connect and reconcile every live runner (AccountInUse / AccountModeError refuse the
-        start; a runner whose exchange cannot be read now stays "reconciling" and is retried
-        by `_live_loop`, trading nothing meanwhile)."""
-        symbols: dict[str, str] = {}
+    async def _connect(self) -> None:
+        """Connect and reconcile every grid runner with its venue (AccountInUse / AccountModeError
+        refuse the start; a live runner whose exchange cannot be read now stays "reconciling" and
+        is retried by `_live_loop`, trading nothing meanwhile)."""
+        if self.mode == "live":
+            symbols: dict[str, str] = {}
+            for r in self.runners:
+                other = symbols.get(r.symbol)
+                if other is not None:
+                    raise RadarError(f"{r.symbol}: {other} and {r.name} would share one exchange position; "
+                                     "one grid strategy per symbol when trading live")
+                symbols[r.symbol] = r.name
         for r in self.runners:
-            other = symbols.get(r.symbol)
-            if other is not None:
-                raise RadarError(f"{r.symbol}: {other} and {r.name} would share one exchange position; "
-                                 "one grid strategy per symbol when trading live")
-            symbols[r.symbol] = r.name
-        for r in self.runners:
-            await r.connect()
+            connect = getattr(r, "connect", None)
+            if connect is not None:
+                await connect()
 
-    async def _live_loop(self) -> None:
-        """Between candles: fills, stop-outs, take-profits (poll_interval_s), stop checks
-        (recheck_interval_s), and reconciliation retries with backoff."""
+    @staticmethod
+    def _protect_task(r: Any) -> str:
+        return f"protect:{r.name}:{r.symbol}"
+
+    def _stale_after_s(self) -> float:
+        """A runner's protection loop not seen for this long (s) halts the runner."""
         lv = self.live
+        return max(lv.recheck_interval_s, 2.0 * lv.poll_interval_s)
+
+    async def _protect_loop(self, r: Any) -> None:
+        """One live runner between candles (supervised; a failure halts the runner and restarts
+        the loop): reconciliation retries with backoff, fills / stop-outs / the take-profit
+        every `poll_interval_s`, the stop check every `recheck_interval_s` (and on every pass
+        while the runner is halted for want of a stop)."""
+        lv = self.live
+        name = self._protect_task(r)
+        sup = self.supervisor
         loop = asyncio.get_running_loop()
         next_verify = loop.time() + lv.recheck_interval_s
-        backoff = {id(r): lv.reconnect_backoff_s for r in self.runners}
-        retry_at = {id(r): loop.time() + lv.reconnect_backoff_s for r in self.runners}
+        backoff = lv.reconnect_backoff_s
+        retry_at = loop.time() + backoff
         while True:
+            sup.beat(name)
             await asyncio.sleep(lv.poll_interval_s)
             now = loop.time()
-            for r in self.runners:
-                if r.state == "reconciling" and now >= retry_at[id(r)]:
-                    try:
-                        ok = await r.connect()
-                    except RadarError as exc:
-                        log.critical("%s %s: %s", r.name, r.symbol, exc)
-                        ok = False
-                    if not ok:
-                        backoff[id(r)] = min(300.0, backoff[id(r)] * 2)
-                        retry_at[id(r)] = now + backoff[id(r)]
-                await r.tick()
-            if now >= next_verify:
+            if r.state == "reconciling" and now >= retry_at:
+                try:
+                    ok = await r.connect()
+                except RadarError as exc:
+                    log.critical("%s %s: %s", r.name, r.symbol, exc)
+                    ok = False
+                if not ok:
+                    backoff = min(300.0, backoff * 2)
+                    retry_at = now + backoff
+            await r.tick()
+            if now >= next_verify or r.halted is not None:
                 next_verify = now + lv.recheck_interval_s
-                for r in self.runners:
-                    await r.verify_stops()
+                await r.verify_stops()
+            sup.beat(name)
+
+    async def _protect_failed(self, r: Any, exc: BaseException) -> None:
+        """The protection loop of `r` failed: halt the runner (entries cancelled, stop kept)."""
+        await r.halt(f"protection loop failed: {type(exc).__name__}: {exc}"[:200])
+
+    async def _protect_watch(self) -> None:
+        """Fail closed between candles (supervised, restarted always): a runner whose protection
+        loop has not run for `_stale_after_s()` is halted (and released when it runs again); a
+        position without a stop is alerted again every re-check until it is protected, and past
+        `unprotected_grace_s` the kill switch is tripped for its symbol."""
+        from core.events.bus import AlertEvent
+        from core.executor.grid_executor import UNPROTECTED
+
+        lv = self.live
+        sup = self.supervisor
+        loop = asyncio.get_running_loop()
+        period = max(0.02, min(lv.poll_interval_s, lv.recheck_interval_s) / 2)
+        last_alert: dict[int, float] = {}
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for r in self.runners:
+                ex = r.executor
+                name = self._protect_task(r)
+                limit = self._stale_after_s()
+                busy = r.busy_since is not None and time.monotonic() - r.busy_since < 10 * limit
+                stale = sup.stale(name, limit) and not busy        # waiting on the venue is slow, not dead
+                if stale and ex.halted is None:
+                    await r.halt(LOOP_STALE)
+                elif not stale and ex.halted is not None and ex.halted.startswith("protection loop"):
+                    r.unhalt((ex.halted,))
+                if ex.halted == UNPROTECTED:
+                    if r.unprotected_since is None:
+                        r.unprotected_since = now
+                    if now - last_alert.get(id(r), -1e18) >= lv.recheck_interval_s:
+                        last_alert[id(r)] = now
+                        self.bus.publish(AlertEvent(
+                            "critical", f"{r.symbol}: UNPROTECTED POSITION for {now - r.unprotected_since:.0f} s",
+                            f"{r.name} {r.symbol}: no stop at the exchange and the market close failed; entries "
+                            f"are cancelled and refused, protection is retried. Act now (close the position on "
+                            f"the exchange). The kill switch of {r.symbol} trips after {lv.unprotected_grace_s:g} s.",
+                            "executor"))
+                    if now - r.unprotected_since >= lv.unprotected_grace_s and r.symbol not in self.kill_switch.symbols:
+                        self.kill_switch.trip_symbol(r.symbol, "protection",
+                                                     f"unprotected for more than {lv.unprotected_grace_s:g} s")
+                        self.bus.publish(KillSwitchEvent(True, False, "protection",
+                                                         f"{r.symbol}: unprotected past the grace period"))
+                        log.critical("%s %s: unprotected past %g s: kill switch tripped for %s", r.name, r.symbol,
+                                     lv.unprotected_grace_s, r.symbol)
+                else:
+                    r.unprotected_since = None
+                    last_alert.pop(id(r), None)
+
+    def _feed_failed(self, name: str, exc: BaseException) -> None:
+        """The data engine failed: the engine stops with that error (no trading blind)."""
+        if self.error is None:
+            self.error = exc
+        self._done.set()
 
     async def run(self) -> None:
         """Start (unless started), process until the data ends or `stop()`, then shut down."""
@@ -392,7 +492,11 @@ class Engine:
             self._stopping = True
             log.warning("stopping: finishing the candle in progress, state is persisted")
             if self.data is not None:
-                asyncio.get_running_loop().create_task(self.data.stop())
+                try:
+                    self.supervisor.spawn("engine-data-stop", self.data.stop, subsystem="feed", restart=False,
+                                          critical=False)
+                except RuntimeError:                  # the supervisor is stopping: _shutdown stops the feeds
+                    pass
             self._done.set()
 
     async def stop(self) -> None:
@@ -439,12 +543,10 @@ class Engine:
                     if runners:
                         o, h, lo, c = ev.open, ev.high, ev.low, ev.close
                         for r in runners:
-                            if r.live:
-                                await r.on_candle(ts, o, h, lo, c)
-                            elif id(r) in with_volume:
+                            if id(r) in with_volume:
                                 r.on_candle(ts, o, h, lo, c, ev.volume)
                             else:
-                                r.on_candle(ts, o, h, lo, c)
+                                await r.on_candle(ts, o, h, lo, c)
                             if self._risk_trip is not None:
                                 await self._apply_risk_trip()
                     stats.candles += 1
@@ -474,10 +576,12 @@ class Engine:
                                          f"last error: {ev.error}); is the network (exchange public API) "
                                          "reachable? Use --replay PATH to run offline")
             if not self._stopping:
-                await self._join_task            # raises the error a feed failed with
+                await self._join_task
+                if self.error is not None:       # the feed failed (`_feed_failed`)
+                    raise self.error
                 if all(s.replay for s in self.sources):
                     for r in self.runners:
-                        r.finish()
+                        await maybe_await(r.finish())
                     self.finished = True
                     log.info("end of the replayed data: %d candles, open cycles closed (end)", stats.candles)
         except asyncio.CancelledError:
@@ -496,7 +600,7 @@ class Engine:
         self.bus.publish(gap)
 
     # ---------------------------------------------------------------- risk
-    def _portfolio(self, me: StrategyRunner):
+    def _portfolio(self, me: Any):
         """The account as the risk rules see it before an entry of runner `me`: every runner's
         position and resting entries; the free margin of `me`'s paper account (its equity less
         the margin its position and resting entries hold)."""
@@ -516,7 +620,8 @@ class Engine:
                 notional = abs(eng.qty * price)
                 positions.append(Exposure(r.symbol, side, notional))
                 used += abs(eng.cost) / eng.leverage
-            unit = entry_notional(eng, r.strategy)
+            ex = r.executor
+            unit = ex.entry_notional() if hasattr(ex, "entry_notional") else entry_notional(eng, r.strategy)
             for rec in r.executor.orders.values():
                 if rec[0] == "entry":
                     pending.append(Exposure(r.symbol, side, unit, opens_position=k == 0 and rec[1] == 0))
@@ -568,15 +673,11 @@ class Engine:
         return " | ".join(parts)
 
     async def _shutdown(self) -> None:
-        for t in self._tasks:
-            if t is not asyncio.current_task() and not t.done():
-                t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        left = await self.supervisor.stop()
+        if left:
+            log.warning("tasks still running at shutdown: %s", ", ".join(left))
         if self.data is not None:
             await self.data.stop()
-        if self._join_task is not None:
-            await asyncio.gather(self._join_task, return_exceptions=True)
         for r in self.runners:
             if r.live:
                 await r.close()

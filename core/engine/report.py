@@ -19,7 +19,11 @@ def runner_result(store: StateStore, runner: dict, account: Account) -> Backtest
     rid = runner["id"]
     st = store.load_state(rid)
     ts, eq = store.load_equity(rid)
-    cash = float(st["grid"]["cash"]) if st else float(account.initial_capital)
+    grid = st["grid"] if st else None
+    if grid is None:
+        cash = float(account.initial_capital)
+    else:                                  # a grid runner's book, or a single-position runner's account
+        cash = float(grid["book"]["cash"] if "book" in grid else grid["cash"])
     return BacktestResult(strategy=runner["strategy"], symbol=runner["symbol"], timeframe=runner["timeframe"],
                           params=json.loads(runner["params"]), cycles=store.load_cycles(rid), final_equity=cash,
                           ts=np.asarray(ts, dtype=np.int64), equity=np.asarray(eq, dtype=np.float64),

@@ -1,11 +1,11 @@
-"""RunnerBase: what the three runners share (paper grid `StrategyRunner`, paper single-position
-`SingleStrategyRunner`, live grid `LiveRunner`): identity, client ids, the candle history and
+"""RunnerBase: what the runners share (`GridRunner` on any venue, the paper single-position
+`SingleStrategyRunner`): identity, client ids, the candle history and
 cursor, the day's equity baseline, and the end-of-candle bookkeeping.
 
-Subclasses set `book` (the account: a matching engine or the live ledger, with `cycles`,
-`fills`, `cash`, `qty`, ...) and implement `on_candle`, `restore`, `position`, `grid_state`.
-`finish` and `flatten` here are the paper runners' (they need `executor` and `_save()`); the
-live runner has its own.
+Subclasses set `book` (the account: a `core.model.position.PositionBook`, or the single-position
+matching engine, with `cycles`, `cash`, `qty`, ...) and implement `on_candle`, `restore`,
+`position`, `grid_state`. `finish` and `flatten` here are the synchronous single-position
+runner's (they need `executor` and `_save()`); the grid runner has its own (async).
 Times are ms UTC, money USDT.
 """
 
@@ -54,7 +54,7 @@ class RunnerBase:
         self.publish_candles = publish_candles
         self.on_equity = on_equity          # (ts) -> None, after each equity point (risk limits)
         self.runner_id = store.runner_id(name, symbol, timeframe, mode, dict(strategy.params))
-        self.ids = ClientIds(id_prefix, name, symbol)
+        self.ids = ClientIds(id_prefix, name, symbol, store.epoch())
         self.history = CandleHistory()
         self.cursor: int | None = None
         self.n_candles = 0

@@ -141,8 +141,15 @@ class RunServices:
         started is closed again and the error raised."""
         from core.alerts.engine import AlertEngine
         from core.engine.alerting import EngineAlerts
-        from core.health import (DatabaseProbe, FeedHealth, HeartbeatWriter, LoopLagSampler, TelegramCheck,
-                                 Watchdog, jobs_check)
+        from core.health import (
+            DatabaseProbe,
+            FeedHealth,
+            HeartbeatWriter,
+            LoopLagSampler,
+            TelegramCheck,
+            Watchdog,
+            jobs_check,
+        )
 
         s = cls(engine)
         try:

@@ -1,8 +1,20 @@
 """The engine's in-process event stream (`core.events.bus`)."""
 
 from core.events.bus import (
-    CRITICAL_KINDS, EVENT_KINDS, AlertEvent, CandleEvent, EngineStatus, EventBus, FillEvent, HealthEvent,
-    IntentEvent, KillSwitchEvent, OrderEvent, PositionEvent, RiskRejection, Subscription,
+    CRITICAL_KINDS,
+    EVENT_KINDS,
+    AlertEvent,
+    CandleEvent,
+    EngineStatus,
+    EventBus,
+    FillEvent,
+    HealthEvent,
+    IntentEvent,
+    KillSwitchEvent,
+    OrderEvent,
+    PositionEvent,
+    RiskRejection,
+    Subscription,
 )
 
 __all__ = [

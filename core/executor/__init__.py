@@ -1,11 +1,16 @@
-"""Order execution: strategy intents -> gateway orders, with write-ahead state in SQLite.
+"""Order execution: strategy quotes -> venue orders, with write-ahead state in SQLite.
 
-* `gateway`: the `Gateway` protocol (paper and, later, ccxt) and its typed errors.
-* `paper`: `PaperGateway`, the backtester's matching engine behind the gateway protocol.
-* `client_ids`: deterministic client order ids.
-* `executor`: `GridExecutor`, one per (strategy, symbol).
-* `single_paper`: `SinglePaperGateway`, the single-position matching engine behind the protocol.
+One order path for paper and live: each executor drives any venue behind the `Gateway`
+contract (`core.venues.sim` simulated, `core.venues.bitget` an exchange).
+
+* `gateway`: the `Gateway` protocol every venue implements (the typed errors are `core.model.errors`).
+* `grid_executor`: `GridExecutor`, the orders, fills and position book of one grid runner.
+* `protection`: the whole-position stop after every fill (rule one) and the emergency close.
+* `reconcile`: start-up reconciliation of a runner with its venue.
 * `single_executor`: `SingleExecutor`, the orders and records of a single-position runner.
-* `state_store`: the SQLite tables of the trading state (migration 5), the engine lock.
-* `kill_switch`: the persisted kill switch.
+* `client_ids`: deterministic client order ids (with the database's epoch).
+* `crashpoints`: named crash points for aimed crash tests.
+* `risk_gate`: the pre-trade risk check of entries.
+* `state_store`: the SQLite tables of the trading state, the engine lock.
+* `kill_switch`: the persisted kill switch (account-wide and per symbol).
 """

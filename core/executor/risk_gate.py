@@ -1,4 +1,4 @@
-"""The pre-trade risk gate of grid executors (paper `GridExecutor` and live `LiveGridExecutor`).
+"""The pre-trade risk gate of the grid executor (`core.executor.grid_executor.GridExecutor`).
 
 Before an ENTRY order that is not resting yet is placed, `check_entry` asks the RiskManager
 (`core.risk`) with the account as `portfolio()` describes it. A rejected order is re-checked
@@ -6,8 +6,8 @@ only when the account changed (its positions, resting entries, or this runner's 
 `RISK_RECHECK_MS` of market time passed, so a standing rejection is not re-counted every
 candle. Exits, take-profits and stops are never checked.
 
-`book` is the runner's account: the paper matching engine or the live ledger (both have
-levels_filled, cycles, unit, cash, leverage).
+`book` is the runner's `core.model.position.PositionBook` (levels_filled, cycles, unit,
+cash, leverage); the notional of the entry is the executor's sizing (`GridExecutor.entry_notional`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ class RiskGate:
         self.rejected: dict[str, tuple] = {}      # cid -> (fingerprint, ts) of its last rejection
         self.rejections = 0
 
-    def check(self, book: Any, cid: str, level: int, price: float, ts: int) -> bool:
-        """True when the entry `cid` (level, limit price) may be placed at market time `ts` (ms UTC)."""
+    def check(self, book: Any, cid: str, level: int, price: float, ts: int, notional: float | None = None) -> bool:
+        """True when the entry `cid` (level, limit price) may be placed at market time `ts` (ms UTC);
+        `notional` (USDT) is the entry's size (default: `entry_notional(book, strategy)`)."""
         from core.risk import EntryCheck, Rejection
 
         if not (math.isfinite(price) and price > 0):
@@ -62,7 +63,8 @@ class RiskGate:
               book.levels_filled, len(book.cycles))
         if prev is not None and prev[0] == fp and ts - prev[1] < RISK_RECHECK_MS:
             return False
-        notional = entry_notional(book, self.strategy)
+        if notional is None:
+            notional = entry_notional(book, self.strategy)
         if not (math.isfinite(notional) and notional > 0):
             return True
         check = EntryCheck(self.symbol, self.side, float(notional), float(book.leverage),

@@ -251,6 +251,24 @@ class StateStore:
             f"SELECT {', '.join(cols)} FROM trading_orders WHERE runner_id=? AND status IN ({marks}) "
             "ORDER BY created_ts, rowid", (runner_id, *statuses))]
 
+    def void_pending(self, runner_id: int, cycle: int, purposes: tuple[str, ...], ts: int) -> int:
+        """A cycle closed: its orders of `purposes` still `pending` (an outcome never known, e.g.
+        a stop the venue cancels with the position anyway) become `cancelled`, their pending
+        intents `superseded`. Returns how many orders."""
+        marks = ", ".join("?" * len(purposes))
+        ids = [r[0] for r in self.conn.execute(
+            f"SELECT client_id FROM trading_orders WHERE runner_id=? AND cycle=? AND status='pending' "
+            f"AND purpose IN ({marks})", (runner_id, cycle, *purposes))]
+        for cid in ids:
+            self.conn.execute("UPDATE trading_orders SET status='cancelled', updated_ts=? WHERE client_id=?", (ts, cid))
+            self.conn.execute("UPDATE trading_intents SET status='superseded' WHERE client_id=? AND status='pending'",
+                              (cid,))
+        return len(ids)
+
+    def has_orders(self) -> bool:
+        """True when any runner of this database ever recorded an order (a fresh store has none)."""
+        return self.conn.execute("SELECT 1 FROM trading_orders LIMIT 1").fetchone() is not None
+
     def known_client_id(self, client_id: str) -> bool:
         """True when any runner of this database recorded an order with this client id."""
         return self.conn.execute("SELECT 1 FROM trading_orders WHERE client_id=?", (client_id,)).fetchone() is not None
@@ -290,6 +308,27 @@ class StateStore:
             return None
         return {"active": bool(row[0]), "flatten": bool(row[1]), "actor": row[2], "reason": row[3],
                 "changed_ms": row[4]}
+
+    def kill_symbols(self) -> dict[str, dict]:
+        """symbol -> {actor, reason, changed_ms} of the symbols whose entries are blocked."""
+        return {r[0]: {"actor": r[1], "reason": r[2], "changed_ms": r[3]} for r in self.conn.execute(
+            "SELECT symbol, actor, reason, changed_ms FROM kill_symbols ORDER BY symbol")}
+
+    def set_kill_symbol(self, symbol: str, actor: str, reason: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO kill_symbols (symbol, actor, reason, changed_ms) VALUES (?, ?, ?, ?)",
+                          (symbol, actor, reason, _now_ms()))
+
+    def clear_kill_symbols(self, symbol: str | None = None) -> None:
+        """Unblock `symbol` (None: every symbol)."""
+        if symbol is None:
+            self.conn.execute("DELETE FROM kill_symbols")
+        else:
+            self.conn.execute("DELETE FROM kill_symbols WHERE symbol=?", (symbol,))
+
+    def epoch(self) -> str:
+        """The database's epoch (4 hex digits) carried by its client order ids."""
+        row = self.conn.execute("SELECT value FROM radar_meta WHERE key='epoch'").fetchone()
+        return "" if row is None else str(row[0])
 
     def save_kill_switch(self, active: bool, flatten: bool, actor: str, reason: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO kill_switch (id, active, flatten, actor, reason, changed_ms) "

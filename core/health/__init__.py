@@ -32,7 +32,12 @@ Then every exchange call goes through the breaker: `await gateway.call(exchange.
 """
 
 from core.health.breaker import (
-    BreakerStats, CircuitBreaker, CircuitOpenError, CircuitState, is_exchange_answer, is_transport_error,
+    BreakerStats,
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    is_exchange_answer,
+    is_transport_error,
 )
 from core.health.checks import TelegramCheck, exchange_check, jobs_check
 from core.health.db_probe import DatabaseProbe

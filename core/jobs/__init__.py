@@ -7,8 +7,18 @@
 """
 
 from core.jobs.manager import JobContext, JobManager
-from core.jobs.model import (CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobCancelled, JobEvent,
-                             JobQueueFull, JobRecord)
+from core.jobs.model import (
+                             CANCELLED,
+                             DONE,
+                             FAILED,
+                             INTERRUPTED,
+                             QUEUED,
+                             RUNNING,
+                             JobCancelled,
+                             JobEvent,
+                             JobQueueFull,
+                             JobRecord,
+)
 
 __all__ = ["CANCELLED", "DONE", "FAILED", "INTERRUPTED", "QUEUED", "RUNNING", "JobCancelled", "JobContext",
            "JobEvent", "JobManager", "JobQueueFull", "JobRecord"]

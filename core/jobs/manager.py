@@ -50,8 +50,18 @@ from typing import Any, Callable, Mapping
 
 from core.errors import RadarError, UsageError
 from core.jobs import store
-from core.jobs.model import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, TERMINAL, JobCancelled, JobEvent,
-                             JobQueueFull, JobRecord)
+from core.jobs.model import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    TERMINAL,
+    JobCancelled,
+    JobEvent,
+    JobQueueFull,
+    JobRecord,
+)
 from core.storage.db import open_sync
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,15 @@ the executor's rules are venue-independent:
 * `MalformedAnswer`: the venue answered, but not in the documented shape (a field missing or
   not a number): names the call and the field; never read as "flat" or "no order".
 * `AccountModeError`: the account is not set up as configured (margin / position mode): no trading.
+
+Refinements a venue may raise where it can tell (all are `OrderRejected` or `AccountModeError`,
+so a caller that only knows the base classes stays correct):
+
+* `NoPositionToClose` (a reduce-only close found no position: the venue is flat),
+  `InsufficientPosition` (a position stop/take-profit refused: no or too small a position),
+  `StopAlreadyExists` (the venue holds its one whole-position stop already: amend it instead);
+* `PositionModeMismatch` (the order's position-mode form does not fit the account's position
+  mode) and `MarginModeLocked` (the margin mode cannot be changed while positions/orders exist).
 """
 
 from __future__ import annotations
@@ -74,3 +83,28 @@ class MalformedAnswer(GatewayError):
 
 class AccountModeError(GatewayError):
     """The account is not in the configured margin mode / one-way position mode: refuse to trade."""
+
+
+class NoPositionToClose(OrderRejected):
+    """A reduce-only close was refused because the venue holds no position of the symbol
+    (Bitget 22002): the venue is flat. Confirm with a position read before acting on it."""
+
+
+class InsufficientPosition(OrderRejected):
+    """A position stop / take-profit was refused because there is no position (or it is on the
+    other side / smaller than the order) (Bitget 43023)."""
+
+
+class StopAlreadyExists(OrderRejected):
+    """The venue already holds the symbol's whole-position stop (Bitget 43024): look it up and
+    amend it instead of placing another one."""
+
+
+class PositionModeMismatch(OrderRejected, AccountModeError):
+    """The order's position-mode form (one-way vs hedge) does not fit the account's position mode
+    (Bitget 40774): the account is not set up as configured; refuse to trade."""
+
+
+class MarginModeLocked(AccountModeError):
+    """The margin mode cannot be changed while the symbol has positions or orders (Bitget
+    45117); whether the account is in the configured mode must be read, not assumed."""

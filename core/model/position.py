@@ -12,7 +12,10 @@ floating-point operations:
 * `add_entry(level, price, qty, fee)`: cash −= fee; the cycle's fees += fee; qty += q;
   cost += q·X; average entry A = cost / qty;
 * `close_cycle(ts, price, reason, fee)`: long realised `qty·(Y − A)`, short `qty·(A − Y)`;
-  cash += realised − fee; the cycle's P&L is realised − the cycle's entry fees − the exit fee.
+  cash += realised − fee; the cycle's P&L is realised − the cycle's entry fees − the exit fee;
+* `reduce(qty, price, fee)`: a part of the position closed by the venue (a partial stop on an
+  exchange; never in the simulated venue): the same money rule on that part, the average entry
+  kept; the cycle's P&L and its exit price (volume-weighted) include it when the cycle closes.
 
 The stop is the strategy's (`GridStrategy.on_fill`), set by the owner after each entry.
 Money is USDT (float64), prices quote currency, quantities base units, times ms UTC.
@@ -25,11 +28,14 @@ import math
 
 from core.model.account import Account
 from core.model.cycle import Cycle
+from core.model.fills import Fill
 from core.model.sides import LONG
 
 #: the fields `snapshot()` carries (JSON; nan as None)
 BOOK_FIELDS = ("cash", "qty", "cost", "avg_entry", "stop", "levels_filled", "unit", "cycle_fees", "open_ts",
-               "level_qty")
+               "level_qty", "closed_qty", "closed_value", "cycle_realised")
+#: fields older states did not carry, and their value then
+_DEFAULTS = {"closed_qty": 0.0, "closed_value": 0.0, "cycle_realised": 0.0}
 _NAN_FIELDS = frozenset({"avg_entry", "stop", "unit"})
 
 #: a level counts as filled when at least this fraction of its ordered qty has filled
@@ -46,11 +52,13 @@ class PositionBook:
     Attributes: side, n_levels, leverage, maker_fee, taker_fee, cash, qty (0 when flat), cost,
     avg_entry (nan when flat), stop (nan when flat), levels_filled (0 … n_levels), unit (USDT per
     level of the open cycle, nan when flat), cycle_fees, open_ts (ms UTC of the first fill, -1
-    when flat), level_qty (filled base units per level), cycles (closed, oldest first).
+    when flat), level_qty (filled base units per level), cycles (closed, oldest first), fills
+    (recent `Fill`s, oldest first, appended by the owner and trimmed by `note_fill`).
     """
 
     __slots__ = ("side", "n_levels", "leverage", "maker_fee", "taker_fee", "cash", "qty", "cost", "avg_entry",
-                 "stop", "levels_filled", "unit", "cycle_fees", "open_ts", "level_qty", "cycles")
+                 "stop", "levels_filled", "unit", "cycle_fees", "open_ts", "level_qty", "cycles", "fills",
+                 "closed_qty", "closed_value", "cycle_realised")
 
     def __init__(self, side: str, n_levels: int, account: Account = Account()) -> None:
         self.side = side
@@ -60,6 +68,7 @@ class PositionBook:
         self.taker_fee = float(account.taker_fee)
         self.cash = float(account.initial_capital)
         self.cycles: list[Cycle] = []
+        self.fills: list[Fill] = []
         self.reset_position()
 
     def reset_position(self) -> None:
@@ -73,6 +82,9 @@ class PositionBook:
         self.cycle_fees = 0.0
         self.open_ts = -1
         self.level_qty = [0.0] * self.n_levels
+        self.closed_qty = 0.0               # base units of the open cycle closed by `reduce`
+        self.closed_value = 0.0             # sum of qty·price of those closes
+        self.cycle_realised = 0.0           # their realised P&L less their fees, USDT
 
     # ---------------------------------------------------------------- queries
     @property
@@ -143,12 +155,38 @@ class PositionBook:
         a = self.avg_entry
         real = q * (price - a) if self.side == LONG else q * (a - price)
         self.cash += real - fee
+        pnl = real - self.cycle_fees - fee
+        exit_price = price
+        if self.closed_qty:                 # parts closed earlier by the venue (`reduce`)
+            pnl += self.cycle_realised
+            exit_price = (self.closed_value + q * price) / (self.closed_qty + q)
+            q += self.closed_qty
         cyc = Cycle(open_time=self.open_ts, close_time=ts, side=self.side,
-                    levels_filled=self.levels_filled if self.levels_filled > 0 else 1, avg_entry=a, exit_price=price,
-                    exit_reason=reason, qty=q, pnl=real - self.cycle_fees - fee)
+                    levels_filled=self.levels_filled if self.levels_filled > 0 else 1, avg_entry=a,
+                    exit_price=exit_price, exit_reason=reason, qty=q, pnl=pnl)
         self.cycles.append(cyc)
         self.reset_position()
         return cyc
+
+    def reduce(self, qty: float, price: float, fee: float) -> float:
+        """Part of the position (`qty` base units) closed at `price` by the venue, `fee` USDT
+        paid: the money rule of an exit on that part; the average entry is kept. Returns the
+        realised P&L of the part (before the fee).
+
+        Raises:
+            ValueError: qty not in (0, position qty), or a non-positive price.
+        """
+        if not (0 < qty < self.qty and price > 0):
+            raise ValueError(f"partial close of {qty} @ {price} from a position of {self.qty}: invalid")
+        a = self.avg_entry
+        real = qty * (price - a) if self.side == LONG else qty * (a - price)
+        self.cash += real - fee
+        self.cycle_realised += real - fee
+        self.closed_qty += qty
+        self.closed_value += qty * price
+        self.qty -= qty
+        self.cost = self.qty * a
+        return real
 
     def adopt_qty(self, qty: float) -> None:
         """The venue holds `qty` (reconciliation): keep the average entry, rescale the cost.
@@ -161,6 +199,13 @@ class PositionBook:
         avg = self.avg_entry if math.isfinite(self.avg_entry) else 0.0
         self.qty = qty
         self.cost = qty * avg
+
+    def note_fill(self, fill: Fill, keep: int = 2000) -> None:
+        """Append a fill to `fills`, keeping at most about `keep` of the most recent ones."""
+        fills = self.fills
+        fills.append(fill)
+        if len(fills) > keep:
+            del fills[:keep // 2]
 
     # ---------------------------------------------------------------- persistence
     def snapshot(self) -> dict:
@@ -179,7 +224,7 @@ class PositionBook:
                 lq = state.get("level_qty")
                 self.level_qty = list(lq) if lq else [0.0] * self.n_levels
                 continue
-            v = state[k]
+            v = state[k] if k in state else _DEFAULTS[k]
             if v is None and k in _NAN_FIELDS:
                 v = math.nan
             setattr(self, k, v)

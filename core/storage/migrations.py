@@ -328,4 +328,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        8,
+        "database epoch in client order ids; kill switch per symbol",
+        """
+        CREATE TABLE radar_meta (
+            key         TEXT PRIMARY KEY,
+            value       TEXT NOT NULL
+        ) WITHOUT ROWID;
+        -- 4 hex digits carried by every client order id of this database (core.executor.client_ids):
+        -- two databases of one installation never send the same id
+        INSERT INTO radar_meta (key, value) VALUES ('epoch', lower(hex(randomblob(2))));
+        CREATE TABLE kill_symbols (
+            symbol      TEXT PRIMARY KEY,            -- ccxt unified symbol whose entries are blocked
+            actor       TEXT NOT NULL,               -- who tripped it (risk, protection, console, ...)
+            reason      TEXT NOT NULL,
+            changed_ms  INTEGER NOT NULL             -- wall clock, ms UTC
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

@@ -121,6 +121,35 @@ def test_check_table(loaded: tuple[Path, str], capsys: pytest.CaptureFixture[str
     assert "Gaps of BTC/USDT spot 1h (UTC)" in out
     assert "more (--limit 0" not in out
     assert "Funding-rate" not in out
+    assert row[9] == "0" and "Open-gap spikes of" not in out
+
+
+def test_check_json_reports_the_eth_open_gap_spike(loaded: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The ETH/USDT 1h open of 2017-08-22 04:00 UTC (144.21 after a close of 280.00) is an open-gap spike."""
+    db, _ = loaded
+    assert main(["--db", str(db), "data", "check", "--symbol", "ETH/USDT", "--timeframe", "1h", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["open_gap_jump"], data["open_gap_close"]) == (0.2, 0.1)
+    [rep] = data["candles"]
+    og = rep["open_gap_spikes"]
+    assert (og["min_jump"], og["max_close_move"], og["count"]) == (0.2, 0.1, 1)
+    [at] = og["at"]
+    assert at == {"ts_ms": 1_503_374_400_000, "prev_ts_ms": 1_503_370_800_000, "prev_close": 280.0, "open": 144.21,
+                  "close": 287.0, "jump": pytest.approx(-0.485, abs=1e-4), "close_move": pytest.approx(0.025)}
+    main(["--db", str(db), "data", "check", "--symbol", "ETH/USDT", "--timeframe", "1h", "--json",
+          "--open-gap-jump", "0.5", "--open-gap-close", "0.1"])
+    [rep] = json.loads(capsys.readouterr().out)["candles"]
+    assert (rep["open_gap_spikes"]["min_jump"], rep["open_gap_spikes"]["count"]) == (0.5, 0)
+
+
+def test_check_table_names_the_open_gap_spike(loaded: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    db, _ = loaded
+    assert main(["--db", str(db), "data", "check", "--symbol", "ETH/USDT", "--timeframe", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert _table_row(out, "ETH/USDT", "spot", "1h")[9] == "1"
+    assert "open gap: |open/prev close - 1| > 20 % while |close/prev close - 1| < 10 %" in out
+    assert "Open-gap spikes of ETH/USDT spot 1h (UTC)" in out
+    assert _table_row(out, "2017-08-22 04:00", "280") == ["2017-08-22 04:00", "280", "144.21", "287", "-48.5%", "+2.5%"]
 
 
 def test_second_import_through_the_console_script_changes_no_row_count(loaded: tuple[Path, str]) -> None:
@@ -142,6 +171,12 @@ def test_second_import_through_the_console_script_changes_no_row_count(loaded: t
     [
         (["data", "check", "--spike-k", "0"], "radar: error: --spike-k must be > 0, got 0.0\n"),
         (["data", "check", "--spike-window", "1"], "radar: error: --spike-window must be >= 2, got 1\n"),
+        (["data", "check", "--open-gap-close", "0.3"],
+         ("radar: error: --open-gap-close must be > 0 and below --open-gap-jump (fractions, 0.2 = 20 %), "
+          "got --open-gap-jump 0.2 --open-gap-close 0.3\n")),
+        (["data", "check", "--open-gap-jump", "0", "--open-gap-close", "0"],
+         ("radar: error: --open-gap-close must be > 0 and below --open-gap-jump (fractions, 0.2 = 20 %), "
+          "got --open-gap-jump 0.0 --open-gap-close 0.0\n")),
         (["data", "check", "--timeframe", "1x"],
          "radar: error: --timeframe: unknown timeframe '1x': expected e.g. 1m, 5m, 1h, 4h, 1d, 1w\n"),
         (["data", "import", "a.json", "b.json", "--symbol", "BTC/USDT"],

@@ -23,7 +23,8 @@ from core.config import CONFIG_FILES, load_config, param_grid, strategy_params
 from core.config.secrets import SECRET_VARS
 from core.errors import ConfigError, UsageError
 from core.paths import DEFAULT_CONFIG_DIR
-from core.strategies.params import STRATEGY_PARAMS, EnvelopeDcaParams, FundingParams, MomentumParams, VwapRsiParams
+from core.strategies.params import (STRATEGY_PARAMS, EnvelopeDcaParams, FundingParams, MomentumParams,
+                                    VwapRsiParams)
 
 ENVELOPE_FIELDS = "ma_period, num_levels, envelope_start, envelope_step, sl_percent"
 STRATEGY_NAMES = ("envelope_dca, envelope_dca_short, vwap_rsi, momentum, bollinger_mr, "

@@ -1,4 +1,4 @@
-"""Gaps, zero-volume runs and spikes (core.data.quality)."""
+"""Gaps, zero-volume runs, spikes and open-gap spikes (core.data.quality)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ from hypothesis import strategies as st
 
 from core.data.freqtrade import read_data_file
 from core.data.quality import (
+    OPEN_GAP_MAX_CLOSE_MOVE,
+    OPEN_GAP_MIN_JUMP,
     Gap,
+    OpenGapSpike,
     ZeroVolumeRuns,
     check_candles,
     find_gaps,
+    find_open_gap_spikes,
     find_spikes,
     funding_gaps,
     infer_interval_ms,
     zero_volume_runs,
 )
 from core.model.candles import Candles
-from tests.support.shared_data import shared_file
+from tests.support.shared_data import shared_candles_dir, shared_file
 
 H = 3_600_000
 
@@ -100,6 +104,7 @@ def test_check_candles_on_a_small_series() -> None:
     d = q.to_dict()
     assert d["gaps"] == {"count": 1, "missing": 1, "ranges": [{"from_ms": 3 * H, "to_ms": 3 * H, "missing": 1}]}
     assert d["spikes"] == {"k": 8.0, "window": 48, "count": 0, "at": []}
+    assert d["open_gap_spikes"] == {"min_jump": 0.2, "max_close_move": 0.1, "count": 0, "at": []}
 
 
 def test_real_btc_hourly_has_27_gaps() -> None:
@@ -109,3 +114,77 @@ def test_real_btc_hourly_has_27_gaps() -> None:
     assert q.missing == (1_665_482_400_000 - 1_502_942_400_000) // H + 1 - 45_024 == 127
     assert q.gaps[0] == Gap(1_504_717_200_000, 1_504_735_200_000, 6)   # 2017-09-06 17:00 .. 22:00 UTC
     assert q.zero_volume.runs == 3
+
+
+# --------------------------------------------------------------------------- open-gap spikes
+
+ETH_BAD_OPEN_MS = 1_503_374_400_000          # 2017-08-22 04:00 UTC
+
+
+def _flat(n: int = 10, price: float = 100.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ts, open, close of n candles opening and closing at `price` (open == previous close)."""
+    return np.arange(n, dtype=np.int64) * H, np.full(n, price), np.full(n, price)
+
+
+def test_open_gap_spike_is_an_isolated_open_not_a_real_gap_move() -> None:
+    ts, o, c = _flat()
+    o[4], c[4] = 130.0, 101.0          # open +30 % from the previous close, close back within 1 %: a bad print
+    o[7], c[7] = 70.0, 99.0            # the same downwards
+    [up, down] = find_open_gap_spikes(ts, o, c)
+    assert up == OpenGapSpike(4 * H, 3 * H, 100.0, 130.0, 101.0, pytest.approx(0.30), pytest.approx(0.01))
+    assert (down.ts_ms, down.open, down.jump, down.close_move) == (7 * H, 70.0, pytest.approx(-0.30),
+                                                                   pytest.approx(-0.01))
+    ts, o, c = _flat()
+    o[4:], c[4:] = 130.0, 131.0        # a real gap move: open AND close far from the previous close
+    o[7], c[7] = 130.0 * 0.7, 130.0 * 0.75
+    assert find_open_gap_spikes(ts, o, c) == []
+
+
+def test_open_gap_spike_thresholds_are_strict_fractions() -> None:
+    ts, o, c = _flat()
+    o[4], c[4] = 125.0, 109.0          # jump 25 %, close move 9 %
+    assert [g.ts_ms for g in find_open_gap_spikes(ts, o, c)] == [4 * H]
+    assert find_open_gap_spikes(ts, o, c, min_jump=0.26, max_close_move=0.10) == []     # jump not > 26 %
+    assert find_open_gap_spikes(ts, o, c, min_jump=0.20, max_close_move=0.08) == []     # close moved >= 8 %
+    assert find_open_gap_spikes(ts[:1], o[:1], c[:1]) == []                             # nothing before it
+    for bad in ((0.2, 0.0), (0.1, 0.1), (0.1, 0.2), (float("nan"), 0.1), (float("inf"), 0.1)):
+        with pytest.raises(ValueError, match="0 < max_close_move < min_jump"):
+            find_open_gap_spikes(ts, o, c, *bad)
+
+
+def test_open_gap_spike_judges_against_the_previous_row_across_a_gap() -> None:
+    ts = np.array([0, 1, 5, 6], dtype=np.int64) * H
+    o = np.array([100.0, 100.0, 60.0, 100.0])
+    c = np.array([100.0, 100.0, 102.0, 100.0])
+    [g] = find_open_gap_spikes(ts, o, c)
+    assert (g.ts_ms, g.prev_ts_ms) == (5 * H, H)
+
+
+def test_real_eth_hourly_bad_open_of_2017_08_22_is_flagged() -> None:
+    """ETH/USDT 1h 2017-08-22 04:00 UTC opens at 144.21 after a close of 280.00 and closes at 287.00."""
+    _, candles = read_data_file(shared_file("binance-spot/ETH_USDT-1h.json.gz"))
+    q = check_candles(candles)
+    [g] = q.open_gaps
+    assert g == OpenGapSpike(ETH_BAD_OPEN_MS, ETH_BAD_OPEN_MS - H, 280.0, 144.21, 287.0,
+                             pytest.approx(144.21 / 280 - 1), pytest.approx(287 / 280 - 1))
+    assert (q.open_gap_min_jump, q.open_gap_max_close_move) == (OPEN_GAP_MIN_JUMP, OPEN_GAP_MAX_CLOSE_MOVE)
+    d = q.to_dict()["open_gap_spikes"]
+    assert d["count"] == 1 and d["at"][0]["ts_ms"] == ETH_BAD_OPEN_MS and d["at"][0]["open"] == 144.21
+    # the 4h candle holding it has the same open (close move +7.3 %)
+    _, four = read_data_file(shared_file("binance-spot/ETH_USDT-4h.json.gz"))
+    assert [(x.ts_ms, x.open) for x in check_candles(four).open_gaps] == [(ETH_BAD_OPEN_MS, 144.21)]
+
+
+def test_open_gap_rule_flags_nothing_else_in_the_real_files() -> None:
+    """Over every shared spot file and the futures 5m files, only the ETH bad open is flagged
+    (the largest genuine |open / previous close - 1| there is 8.2 %)."""
+    base = shared_candles_dir()
+    files = sorted((base / "binance-spot").glob("*.json.gz")) + sorted((base / "binance-futures").glob("*-5m-*.json.gz"))
+    assert len(files) == 19
+    flagged = {}
+    for path in files:
+        _, candles = read_data_file(path)
+        hits = find_open_gap_spikes(candles.ts, candles.open, candles.close)
+        if hits:
+            flagged[path.name] = [h.ts_ms for h in hits]
+    assert flagged == {"ETH_USDT-1h.json.gz": [ETH_BAD_OPEN_MS], "ETH_USDT-4h.json.gz": [ETH_BAD_OPEN_MS]}

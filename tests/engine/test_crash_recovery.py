@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from core.backtest.loading import load_from_file
-from tests.support.shared_data import shared_file
 from tests.engine.test_engine_replay import PROJECT, only_envelope_config
+from tests.support.shared_data import shared_file
 
 N_CANDLES = 8000
 N_KILLS = 20
@@ -59,9 +59,12 @@ def _progress(db: Path) -> int:
 
 
 def _tables(db: Path) -> dict:
+    """The trading tables, client ids without the database's epoch (each database has its own,
+    `core.executor.client_ids`): a crashed run and the reference compare row by row."""
     conn = sqlite3.connect(db)
     try:
-        return {
+        epoch = conn.execute("SELECT value FROM radar_meta WHERE key='epoch'").fetchone()[0]
+        return _without_epoch(epoch, {
             "orders": conn.execute("SELECT client_id, cycle, level, purpose, side, price, status, created_ts, "
                                    "updated_ts FROM trading_orders ORDER BY client_id").fetchall(),
             "fills": conn.execute("SELECT client_id, ts, kind, reason, level, side, price, qty, fee "
@@ -72,9 +75,17 @@ def _tables(db: Path) -> dict:
             "equity": conn.execute("SELECT ts, equity FROM trading_equity ORDER BY ts").fetchall(),
             "place_intents": conn.execute("SELECT client_id, count(*), min(status) FROM trading_intents "
                                           "WHERE action='place' GROUP BY client_id ORDER BY client_id").fetchall(),
-        }
+        })
     finally:
         conn.close()
+
+
+def _without_epoch(epoch: str, tables: dict) -> dict:
+    tag = "rd" + epoch + "-"
+
+    def fix(v):
+        return "rd-" + v[len(tag):] if isinstance(v, str) and v.startswith(tag) else v
+    return {name: [tuple(fix(v) for v in row) for row in rows] for name, rows in tables.items()}
 
 
 def test_sigkill_at_random_moments_resumes_exactly(tmp_path: Path) -> None:

@@ -31,8 +31,8 @@ from core.events.bus import AlertEvent
 from core.executor.kill_switch import KillSwitch
 from core.executor.state_store import StateStore
 from core.model.account import Account
-from tests.support.telegram_stub import TelegramStub
 from tests.alerts.test_alerts_live_engine import pace_for, write_slice
+from tests.support.telegram_stub import TelegramStub
 
 TOKEN = "7000001:AAHsecretTOKENvalue-xyz_123"
 ALLOWED = 111

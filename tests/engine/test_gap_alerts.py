@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from core.backtest.loading import load_from_file
 from core.data.quality import check_candles
+from tests.engine.test_engine_replay import only_envelope_config, radar
 from tests.support.shared_data import shared_file
-from tests.engine.test_engine_replay import PROJECT, RADAR, only_envelope_config, radar
 
 BTC_1H = "binance-spot/BTC_USDT-1h.json.gz"
 

@@ -15,10 +15,11 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.support.bitget_private_stub import PLACE_ORDER, BitgetPrivateStub
+from core.executor.client_ids import parse_client_id
+from tests.engine.test_live_engine import assert_consistent, sent_client_ids
+from tests.support.bitget_private_stub import BitgetPrivateStub
 from tests.support.live_harness import PREFIX, STUB_SYM, futures_candles
 from tests.support.shared_data import shared_file
-from tests.engine.test_live_engine import assert_consistent
 
 PROJECT = Path(__file__).resolve().parents[2]
 N = 600
@@ -68,8 +69,8 @@ async def test_live_engine_killed_at_random_moments(tmp_path: Path) -> None:
         assert res["finished"]
         assert stub.unprotected == []
         assert_consistent(stub, db)
-        sent = [c["clientOid"] for c in stub.calls_to(PLACE_ORDER) if c.get("clientOid", "").startswith(PREFIX)]
-        accepted = [o.client_oid for o in stub.orders.values() if o.client_oid.startswith(PREFIX)]
+        sent = sent_client_ids(stub)
+        accepted = [o.client_oid for o in stub.orders.values() if parse_client_id(o.client_oid, PREFIX)]
         assert len(accepted) == len(set(accepted)) and set(accepted) <= set(sent)
         # the same trading as without the crashes
         assert res["cycles"] == ref["cycles"]

@@ -18,10 +18,20 @@ import pytest
 
 from core.engine.api import EngineAPI
 from core.events.bus import ReconcileEvent
+from core.executor.client_ids import parse_client_id
 from core.executor.reconcile import AccountInUse
 from core.executor.state_store import StateStore
 from tests.support.bitget_private_stub import (
-    ORDER_DETAIL, PLACE_ORDER, PLACE_TPSL, SINGLE_POSITION, BitgetPrivateStub, Position, error, hang, server_error,
+    MODIFY_ORDER,
+    ORDER_DETAIL,
+    PLACE_ORDER,
+    PLACE_TPSL,
+    SINGLE_POSITION,
+    BitgetPrivateStub,
+    Position,
+    error,
+    hang,
+    server_error,
     too_many,
 )
 from tests.support.live_harness import PREFIX, STUB_SYM, LiveHarness, futures_candles
@@ -41,16 +51,24 @@ async def stub(candles):
         yield s
 
 
+def sent_client_ids(stub: BitgetPrivateStub) -> list[str]:
+    """Every client id of ours the stand-in was asked to create: placed orders and the new ids of
+    amended ones (Bitget re-creates an amended order under `newClientOid`)."""
+    ids = [c.get("clientOid") for c in stub.calls_to(PLACE_ORDER)]
+    ids += [c.get("newClientOid") for c in stub.calls_to(MODIFY_ORDER)]
+    return [c for c in ids if c and parse_client_id(c, PREFIX)]
+
+
 def assert_consistent(stub: BitgetPrivateStub, db: Path, runner=None) -> None:
     """The store, the ledger and the exchange agree (module docstring)."""
     store = StateStore(db)
     try:
         rid = store.runners()[0]["id"]
         st = store.load_state(rid)
-        grid = st["grid"]
+        grid = st["grid"]["book"]
         pos = stub.position(STUB_SYM)
         assert math.isclose(grid["qty"], abs(pos.qty), rel_tol=1e-9, abs_tol=1e-12), (grid["qty"], pos.qty)
-        ours = {o.client_oid for o in stub.live_orders(STUB_SYM) if o.client_oid.startswith(PREFIX + "-")}
+        ours = {o.client_oid for o in stub.live_orders(STUB_SYM) if parse_client_id(o.client_oid, PREFIX)}
         stored_open = {r["client_id"] for r in store.orders_by_status(rid, ("open",)) if r["purpose"] == "entry"}
         assert ours == stored_open
         assert not store.orders_by_status(rid, ("pending",))
@@ -63,8 +81,8 @@ def assert_consistent(stub: BitgetPrivateStub, db: Path, runner=None) -> None:
         assert all(s is not None and c for q, s, c in rows if q > 0)
     finally:
         store.close()
-    sent = [c.get("clientOid") for c in stub.calls_to(PLACE_ORDER) if c.get("clientOid", "").startswith(PREFIX)]
-    accepted = [o.client_oid for o in stub.orders.values() if o.client_oid.startswith(PREFIX)]
+    sent = sent_client_ids(stub)
+    accepted = [o.client_oid for o in stub.orders.values() if parse_client_id(o.client_oid, PREFIX)]
     assert len(accepted) == len(set(accepted)), "a client id reached the exchange twice"
     assert set(accepted) <= set(sent)
 
@@ -77,10 +95,10 @@ async def test_live_replay_trades_protected_and_consistent(stub, candles, tmp_pa
     assert r.state == "ready"
     assert len(r.cycles) >= 5 and {c.exit_reason for c in r.cycles} >= {"tp"}
     assert h.checked == len(candles) and h.unprotected == []
-    assert any(f.kind == "entry" for f in r.ledger.fills)
+    assert any(f.kind == "entry" for f in r.book.fills)
     assert_consistent(stub, h.db)
     # the ledger's money is the exchange's, to the cent (fees as the exchange reported them)
-    assert stub.position(STUB_SYM).qty != 0 or abs(r.ledger.cash - stub.balance) < 0.01
+    assert stub.position(STUB_SYM).qty != 0 or abs(r.book.cash - stub.balance) < 0.01
     await h.close()
 
 
@@ -148,19 +166,28 @@ async def test_faults_end_consistent_and_protected(stub, candles, tmp_path, path
     await h.close()
 
 
+class PartialByOrder(dict):
+    """`stub.partial` keyed by (purpose, level, cycle) of our client ids, whatever the database
+    epoch and amendment suffix of the id the stand-in sees when the order is touched."""
+
+    def pop(self, key, default=None):
+        parsed = parse_client_id(key, PREFIX)
+        k = None if parsed is None else parsed[:3]
+        return dict.pop(self, k) if k in self else default
+
+
 async def test_partial_fill_is_recorded_and_the_stop_sized_to_it(stub, candles, tmp_path):
     h = LiveHarness(stub, tmp_path / "live.db", candles)
     eng = h.engine()
     # the first entry of cycle 0 fills half when first touched, the rest on a later touch
-    from core.executor.client_ids import ClientIds
-    eng_ids = ClientIds(PREFIX, "envelope_dca", "BTC/USDT:USDT")
-    first = eng_ids(0, 0, "entry")
-    stub.partial[first] = 0.5
+    stub.partial = PartialByOrder({("entry", 0, 0): 0.5})
     await eng.run()
     store = StateStore(h.db)
-    seqs = [r[0] for r in store.conn.execute("SELECT seq FROM trading_fills WHERE client_id=? ORDER BY seq", (first,))]
+    rows = store.conn.execute("SELECT client_id, seq, qty FROM trading_fills WHERE kind='entry' ORDER BY id").fetchall()
     store.close()
-    assert seqs[:1] == [0] and len(seqs) >= 1
+    first = [r for r in rows if parse_client_id(r[0], PREFIX)[:3] == ("entry", 0, 0)]
+    assert [r[1] for r in first][:2] == [0, 1], first         # two fills of one order: seq 0, then 1
+    assert stub.fault_counts["partial"] == 1
     assert h.unprotected == []
     assert_consistent(stub, h.db)
     await h.close()
@@ -209,7 +236,7 @@ async def test_kill_switch_cancels_live_entries_and_keeps_the_stop(stub, candles
     killed = {}
 
     def kill_when_in_position(ev) -> None:
-        if not killed and eng.runners and eng.runners[0].ledger.qty > 0 and eng.runners[0].executor.orders:
+        if not killed and eng.runners and eng.runners[0].book.qty > 0 and eng.runners[0].executor.orders:
             killed["task"] = asyncio.get_running_loop().create_task(api.kill("test", flatten=False))
 
     eng.feed_listeners.append(kill_when_in_position)
@@ -269,7 +296,7 @@ async def test_cli_live_setup_drives_the_engine(stub, candles, tmp_path):
     eng.live.id_prefix = setup.id_prefix
     await eng.run()
     assert made and made[0].breaker is not None and eng.runners[0].state == "ready"
-    assert stub.calls_to(PLACE_ORDER) and all(c["clientOid"].startswith(setup.id_prefix + "-")
+    assert stub.calls_to(PLACE_ORDER) and all(parse_client_id(c["clientOid"], setup.id_prefix)
                                               for c in stub.calls_to(PLACE_ORDER) if "clientOid" in c)
     assert h.unprotected == []
     await made[0].close()
@@ -315,14 +342,14 @@ async def test_ticker_touching_the_take_profit_closes_at_market(stub, candles, t
     eng = h.engine()
     await eng.start()
     r = eng.runners[0]
-    tp = r.ledger.take_profit
-    assert r.ledger.qty > 0 and math.isfinite(tp)
+    tp = r.executor.take_profit
+    assert r.book.qty > 0 and math.isfinite(tp)
     await r.on_ticker(tp * 0.99)                               # not touched: nothing happens
     assert stub.position(STUB_SYM).qty != 0
     stub.set_mark(STUB_SYM, tp * 1.001)
     await r.on_ticker(tp * 1.001)
     assert stub.position(STUB_SYM).qty == 0
-    assert r.cycles[-1].exit_reason == "tp" and r.ledger.qty == 0
+    assert r.cycles[-1].exit_reason == "tp" and r.book.qty == 0
     await eng.stop()
     assert_consistent(stub, h.db)
     await h.close()
@@ -339,7 +366,7 @@ async def test_stop_outs_are_recorded_at_the_exchanges_fills(stub, candles, tmp_
     stops = [c for c in r.cycles if c.exit_reason == "sl"]
     assert len(stops) >= 3
     assert stub.position(STUB_SYM).qty == 0
-    assert abs(r.ledger.cash - stub.balance) < 0.01, (r.ledger.cash, stub.balance)
+    assert abs(r.book.cash - stub.balance) < 0.01, (r.book.cash, stub.balance)
     assert h.unprotected == []
     assert_consistent(stub, h.db)
     await h.close()

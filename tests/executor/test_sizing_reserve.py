@@ -1,4 +1,4 @@
-"""Paper on the live feed sizes like the live ledger (`fee_reserve`), so every grid level passes
+"""Paper on the live feed sizes like live (`fee_reserve`, the grid executor's sizing), so every grid level passes
 the RiskManager's margin check at 1x; the spec's sizing (replays, backtests) would have its
 last level refused once the earlier levels' fees were paid."""
 
@@ -11,7 +11,7 @@ from core.config import load_config
 from core.data.replay import ReplayFeed
 from core.engine.engine import CandleSource, Engine, RunnerSpec
 from core.events.bus import RiskRejection
-from core.executor.live_ledger import LiveLedger, fee_reserve
+from core.executor.grid_executor import cycle_unit, fee_reserve
 from core.model.account import Account
 from core.paths import DEFAULT_CONFIG_DIR
 from core.risk.limits import margin_required
@@ -25,8 +25,7 @@ def test_fee_reserve_leaves_margin_for_every_level_and_leverage() -> None:
         for levels in (1, 2, 3, 5, 8):
             acc = Account(2000.0, lev, fees.maker, fees.taker)
             strat = registry.create("envelope_dca", {"num_levels": levels, "envelope_step": 0.02})
-            led = LiveLedger(strat, acc)
-            unit = led.sizing_unit()
+            unit = cycle_unit(strat, acc.initial_capital, acc.leverage, fee_reserve(acc))
             n = strat.num_levels
             # the last level: the cash less the earlier levels' margin and maker fees
             free = acc.initial_capital - (n - 1) * (unit / lev + unit * acc.maker_fee)

@@ -1,60 +1,88 @@
 """A local stand-in for Bitget's PRIVATE v2 mix (USDT-M futures) REST API, for tests: a tiny
-in-memory exchange on 127.0.0.1. Public endpoints (time, coins, contracts) are served by
-composing `tests.support.bitget_stub.BitgetStub`'s handlers; nothing here edits that file.
+in-memory exchange on 127.0.0.1. Public endpoints (time, coins, contracts) are served by composing
+`tests.support.bitget_stub.BitgetStub`'s handlers; nothing here edits that file.
 
 Point the real ccxt bitget async client at it with `core.data.download.override_api_urls`
 (dummy keys; `options = {"uta": False, "fetchMarkets": {"types": ["swap"]}, "defaultType": "swap"}`).
+Prices USDT, sizes base units, times ms UTC (`now_ms`, settable through `public.now_ms`).
 
-Served (Bitget envelope `{"code": "00000", "msg": "success", "requestTime", "data"}`):
+Where each behaviour comes from (R = recorded: a real Bitget answer in ccxt's test suite,
+`ts/src/test/static/{request,response}/bitget.json`, extracts in `tests/venues/fixtures/`;
+D = Bitget's v2 API docs; A = assumed, neither recorded nor documented):
 
-GET  /api/v2/mix/account/accounts           balances (USDT)
-GET  /api/v2/mix/account/account            one symbol: marginMode, posMode, leverage
-POST /api/v2/mix/account/set-leverage | set-margin-mode | set-position-mode
-POST /api/v2/mix/order/place-order          limit / market (market fills at `mark`)
-POST /api/v2/mix/order/cancel-order
-GET  /api/v2/mix/order/orders-pending        plain open orders
-GET  /api/v2/mix/order/detail                by clientOid or orderId (any status)
-POST /api/v2/mix/order/place-tpsl-order      planType pos_loss / pos_profit (whole position)
-POST /api/v2/mix/order/place-plan-order      normal_plan / track_plan (stored, never triggered)
-POST /api/v2/mix/order/modify-tpsl-order
-POST /api/v2/mix/order/cancel-plan-order     orderIdList; unknown ids land in failureList
-GET  /api/v2/mix/order/orders-plan-pending   planType normal_plan | profit_loss | track_plan
-GET  /api/v2/mix/position/all-position | single-position
-GET  /api/v2/mix/market/ticker               last = mark = `mark[symbol]`
-GET  /api/v2/mix/order/fills                 the account's trades (fillList), oldest first
+| endpoint / behaviour                               | served as                                                     | src |
+|----------------------------------------------------|---------------------------------------------------------------|-----|
+| envelope                                           | `{"code": "00000", "msg": "success", "requestTime", "data"}`  | R   |
+| GET account/accounts                               | USDT row; `accountEquity` = cash + unrealised P&L             | D   |
+| GET account/account                                | marginMode, posMode, leverage fields as JSON numbers          | R   |
+| POST account/set-leverage / set-margin-mode / set-position-mode | 45117 while positions/orders exist (margin mode)  | R (requests) / A (45117) |
+| POST order/place-order                             | limit / market (market fills at `mark`); `{orderId, clientOid}` | R   |
+|   reduce-only with no position                     | 22002 "No position to close"                                  | D   |
+|   hedge-form order (`tradeSide`) in one-way mode   | 40774                                                         | R (ccxt table message) |
+|   `marginMode` other than the account's            | 40017 (parameter verification)                                | A   |
+|   clientOid used before                            | 40786                                                         | A   |
+|   `presetStopLossPrice`                            | stored; each (partial) fill creates / grows a `loss_plan` of the filled size at that trigger, client id = its order id | A (UTA recording: an attached stop gets a generated id and the entry's size) |
+| POST order/modify-order                            | cancel-and-recreate: NEW orderId, `newClientOid` required (22003), reused one refused (40786), newSize + newPrice both required, only an unfilled ("live") order (40017 otherwise), answer `{orderId: null, clientOid: newClientOid}` | D (ccxt source comment for the answer) |
+|   preset stop of an amended order                  | kept on the new order (`amend_keeps_preset`)                  | A   |
+|   in one-way mode                                  | allowed; `modify_in_one_way = False` refuses it (40017)       | A: one version of the docs page says size/price modification is hedge-mode only |
+| POST order/cancel-order                            | `{orderId, clientOid}`; 40768 when not open                   | R   |
+| GET order/orders-pending, order/orders-history     | `status` key; history = finished orders only; pages (`limit` <= 100, `idLessThan` = `endId`, newest first) | R (history row) / D (paging) / A (finished only) |
+| GET order/detail                                   | `state` key (not `status`); 40109 when unknown                | R   |
+| POST order/place-tpsl-order                        | pos_loss / pos_profit (size not required), loss_plan / profit_plan (size required) | R (request) / D |
+|   no position / other side                         | 43023                                                         | A   |
+|   pos_loss already live                            | 43024                                                         | A   |
+|   pos_loss trigger already crossed                 | 40917 (long) / 45122 (short)                                  | R (ccxt table messages) |
+| POST order/place-plan-order                        | normal_plan / track_plan (stored, never triggered)            | D   |
+| POST order/modify-tpsl-order                       | pos_loss: size ignored (whole position)                       | R (request) / D |
+| POST order/cancel-plan-order                       | orderIdList; unknown ids land in failureList (43025)          | R   |
+| GET order/orders-plan-pending, orders-plan-history | planType normal_plan / profit_loss / track_plan; pages as above; a pos_loss / pos_profit row's `size` is "" | D / A ("" size) |
+| GET position/all-position, single-position         | recorded keys; `[]` when flat                                 | R   |
+| GET market/ticker                                  | lastPr = markPrice = `mark[symbol]`                           | D   |
+| GET order/fills                                    | fillList newest first, pages (`limit`, `idLessThan` = `endId`, startTime/endTime) | R (row) / D (paging) |
+| one-way `tradeSide` of orders and fills            | "buy_single" / "sell_single"                                  | D (tradeSide list; the detail example shows "") |
+| one-way `posSide`                                  | "net"                                                         | A   |
+| empty lists                                        | `entrustedList: null`, `fillList: null`, `endId: null`        | A   |
 
-Exchange model (one-way mode): `set_mark(symbol, price)` moves the mark price: resting limit
-buys at or above it / sells at or below it fill (`partial[clientOid] = fraction` fills only
-that fraction), then a pos_loss stop whose trigger is crossed closes the whole position at
-the mark. A position going flat cancels its pos_loss / pos_profit orders (as Bitget does).
-A pos_loss whose trigger is already crossed is refused with 40917 (long) / 45122 (short).
+Exchange model (one-way mode): `set_mark(symbol, price)` moves the mark price: resting limit buys at
+or above it / sells at or below it fill (`partial[clientOid] = fraction` fills only that fraction;
+a limit order fills only when the mark is moved to it, never on placement: A), then a crossed
+pos_loss closes the whole position and a crossed loss_plan closes its size, at the mark. A position
+going flat cancels its TP/SL plans (pos_loss, pos_profit, loss_plan, profit_plan: A for the last
+two).
 
-Faults (`add_fault(path, ...)`): `respond` answers instead (`server_error()`, `too_many()`,
-`error(code, msg)`, `hang(s)` from bitget_stub) or `hang_after_s` runs the handler (the order
-IS created) and then stalls, past a short client timeout. Every call is in `calls`.
+Protection log: after every state-changing event (order placed / filled / cancelled / amended, plan
+placed / modified / cancelled / triggered, mark move) `protection_log` gets a `ProtectionSample`
+(time.monotonic(), symbol, event, position qty, covered qty). Covered = the whole position when a
+pos_loss is live, else the sum of the live loss_plans' sizes. `protected(symbol)`,
+`unprotected_intervals()`, `longest_unprotected_s()` read it.
+
+Faults (per path; every applied fault counts in `fault_counts[kind]`):
+`add_fault(path, respond=...)` answers instead: `server_error()` (HTTP 500), `too_many(s)` (429 +
+Retry-After), `error(code, msg)` (a business reject), `hang(s)` (a timeout past the client's),
+`garbage()` (HTTP 200, not JSON); `hang_after_s` runs the handler (the order IS created) and then
+stalls; `transform` rewrites the answer's data; `malformed(path, drop=..., set=...)` drops fields
+from / sets fields of every row of the answer; `partial[clientOid]` fills a fraction;
+`await restart(down_s)` stops serving (connection refused) for `down_s` seconds and comes back on
+the same port with the same state. Every call is in `calls`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, ClassVar
 
 from aiohttp import web
 
-from tests.support.bitget_stub import (
-    COINS_PATH,
-    CONTRACTS_PATH,
-    TIME_PATH,
-    BitgetStub,
-    Responder,
-    _envelope,
-    error,
-    hang,
-)
+from tests.support.bitget_stub import COINS_PATH, CONTRACTS_PATH, TIME_PATH, BitgetStub, Responder, _envelope
+from tests.support.bitget_stub import error as _public_error
+from tests.support.bitget_stub import hang as _public_hang
 
 MIX = "/api/v2/mix"
 ACCOUNTS = f"{MIX}/account/accounts"
@@ -65,6 +93,7 @@ SET_POSITION_MODE = f"{MIX}/account/set-position-mode"
 PLACE_ORDER = f"{MIX}/order/place-order"
 CANCEL_ORDER = f"{MIX}/order/cancel-order"
 ORDERS_PENDING = f"{MIX}/order/orders-pending"
+ORDERS_HISTORY = f"{MIX}/order/orders-history"
 ORDER_DETAIL = f"{MIX}/order/detail"
 PLACE_TPSL = f"{MIX}/order/place-tpsl-order"
 PLACE_PLAN = f"{MIX}/order/place-plan-order"
@@ -72,20 +101,33 @@ MODIFY_TPSL = f"{MIX}/order/modify-tpsl-order"
 MODIFY_ORDER = f"{MIX}/order/modify-order"
 CANCEL_PLAN = f"{MIX}/order/cancel-plan-order"
 PLAN_PENDING = f"{MIX}/order/orders-plan-pending"
+PLAN_HISTORY = f"{MIX}/order/orders-plan-history"
 ALL_POSITION = f"{MIX}/position/all-position"
 SINGLE_POSITION = f"{MIX}/position/single-position"
 TICKER = f"{MIX}/market/ticker"
 ORDER_FILLS = f"{MIX}/order/fills"
 CONTROL_MARK = "/test/mark"      # not Bitget: lets a test in another process walk the mark
 
-__all__ = ["BitgetPrivateStub", "error", "hang", "server_error", "too_many"]
+PAGE_MAX = 100                   # D: limit maximum / default of the paginated reads
+FEE_RATE = 0.0006                # taker fee of every fill (A: one rate for maker and taker)
+TPSL_PLANS = ("pos_loss", "pos_profit", "loss_plan", "profit_plan")
+WHOLE_POSITION = ("pos_loss", "pos_profit")
+
+__all__ = ["BitgetPrivateStub", "Position", "ProtectionSample", "error", "garbage", "hang", "malformed_rows",
+           "server_error", "too_many"]
+
+
+# ---------------------------------------------------------------------------- responders
+def _kind(responder: Responder, kind: str) -> Responder:
+    responder.kind = kind  # type: ignore[attr-defined]
+    return responder
 
 
 def server_error() -> Responder:
     """HTTP 500, plain text (ccxt: ExchangeNotAvailable)."""
     async def respond(stub: Any, request: web.Request) -> web.StreamResponse:
         return web.Response(status=500, text="Internal Server Error")
-    return respond
+    return _kind(respond, "server_error")
 
 
 def too_many(retry_after_s: float = 0.05) -> Responder:
@@ -93,9 +135,55 @@ def too_many(retry_after_s: float = 0.05) -> Responder:
     async def respond(stub: Any, request: web.Request) -> web.StreamResponse:
         return web.json_response(_envelope(None, stub.now_ms, "429", "Too Many Requests"), status=429,
                                  headers={"Retry-After": str(retry_after_s)})
-    return respond
+    return _kind(respond, "too_many")
 
 
+def error(code: str, msg: str, status: int = 400) -> Responder:
+    """A Bitget business reject: the error envelope with `code` (HTTP 400)."""
+    return _kind(_public_error(code, msg, status), "reject")
+
+
+def hang(seconds: float, arrived: asyncio.Event | None = None) -> Responder:
+    """Stall `seconds` (or until the stub closes) before the normal answer: past a short client timeout."""
+    return _kind(_public_hang(seconds, arrived), "hang")
+
+
+def garbage(text: str = "<html>502 Bad Gateway</html>", status: int = 200) -> Responder:
+    """An answer that is not JSON at all (a proxy's error page)."""
+    async def respond(stub: Any, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, text=text, content_type="text/html")
+    return _kind(respond, "garbage")
+
+
+_LIST_KEYS = ("entrustedList", "fillList", "successList")
+
+
+def malformed_rows(drop: Iterable[str] = (), set_: dict | None = None) -> Callable[[Any], Any]:
+    """A `transform` that drops the fields `drop` from, and sets `set_` on, every row of an
+    answer's data: the items of a list, of `entrustedList` / `fillList` / `successList`, or the
+    object itself."""
+    drop = tuple(drop)
+    set_ = dict(set_ or {})
+
+    def edit(row: Any) -> Any:
+        if isinstance(row, dict):
+            row = {k: v for k, v in row.items() if k not in drop}
+            row.update(set_)
+        return row
+
+    def transform(data: Any) -> Any:
+        if isinstance(data, list):
+            return [edit(r) for r in data]
+        if isinstance(data, dict):
+            keys = [k for k in _LIST_KEYS if isinstance(data.get(k), list)]
+            if keys:
+                return {**data, **{k: [edit(r) for r in data[k]] for k in keys}}
+            return edit(data)
+        return data
+    return transform
+
+
+# ---------------------------------------------------------------------------- state
 @dataclass
 class PFault:
     path: str
@@ -103,6 +191,8 @@ class PFault:
     times: int | None = 1
     respond: Responder | None = None
     hang_after_s: float | None = None
+    transform: Callable[[Any], Any] | None = None
+    kind: str = ""
     seen: int = 0
     hits: int = 0
 
@@ -124,6 +214,7 @@ class PCall:
 class Position:
     qty: float = 0.0          # signed: > 0 long, < 0 short
     avg: float = 0.0
+    c_time: int = 0
 
 
 @dataclass
@@ -141,7 +232,10 @@ class StubOrder:
     avg: float = 0.0
     status: str = "live"       # live | partially_filled | filled | canceled
     c_time: int = 0
+    u_time: int = 0
     fee: float = 0.0
+    profit: float = 0.0
+    preset_sl: float | None = None
 
 
 @dataclass
@@ -149,13 +243,31 @@ class StubPlan:
     order_id: str
     client_oid: str
     symbol: str
-    plan_type: str             # pos_loss | pos_profit | normal_plan | track_plan
+    plan_type: str             # pos_loss | pos_profit | loss_plan | profit_plan | normal_plan | track_plan
     trigger_price: float
-    size: float
+    size: float                # as requested (pos_loss / pos_profit: informative only, served as "")
     hold_side: str             # one-way: "buy" = long position, "sell" = short position
     side: str = ""
     status: str = "live"       # live | executed | cancelled
     c_time: int = 0
+    u_time: int = 0
+    source_order: str | None = None    # the entry whose preset stop-loss made this loss_plan
+
+
+@dataclass(frozen=True)
+class ProtectionSample:
+    """One protection-log entry: `t` time.monotonic() s, the position's |qty| and the qty the live
+    stops cover (base units) right after `event`."""
+
+    t: float
+    symbol: str
+    event: str
+    qty: float
+    covered: float
+
+    @property
+    def protected(self) -> bool:
+        return self.qty <= 1e-12 or self.covered >= self.qty - 1e-9
 
 
 class BitgetPrivateStub:
@@ -166,21 +278,26 @@ class BitgetPrivateStub:
         self.public = BitgetStub(now_ms=now_ms, symbols=symbols)
         self.symbols = symbols
         self.mark = {s: mark for s in symbols}
-        self.balance = balance
+        self.balance = balance                 # realised cash, USDT (fees and closed P&L booked)
         self.margin_mode = "isolated"          # Bitget: isolated | crossed
         self.pos_mode = "one_way_mode"
         self.margin_mode_locked = False        # True: set-margin-mode refused
+        self.amend_keeps_preset = True         # A: modify-order keeps the preset stop-loss on the new order
+        self.modify_in_one_way = True          # A: modify-order of size/price works in one-way mode
         self.leverage = {s: 10 for s in symbols}
         self.orders: dict[str, StubOrder] = {}
         self.plans: dict[str, StubPlan] = {}
         self.positions: dict[str, Position] = {s: Position() for s in symbols}
         self.partial: dict[str, float] = {}    # clientOid -> fraction filled when touched
         self.faults: list[PFault] = []
+        self.fault_counts: collections.Counter[str] = collections.Counter()
         self.calls: list[PCall] = []
         self.base_url = ""
+        self.port = 0
         self._ids = itertools.count(1_000_000_001)
-        self.trades: list[dict] = []           # every fill, as /order/fills reports it
+        self.trades: list[dict] = []           # every fill, as /order/fills reports it (oldest first)
         self.unprotected: list[int] = []       # /test/mark calls that found a position without its stop
+        self.protection_log: list[ProtectionSample] = []
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
 
@@ -190,10 +307,22 @@ class BitgetPrivateStub:
 
     # ------------------------------------------------------------------ test helpers
     def add_fault(self, path: str, *, respond: Responder | None = None, hang_after_s: float | None = None,
-                  skip: int = 0, times: int | None = 1) -> PFault:
-        f = PFault(path, skip, times, respond, hang_after_s)
+                  transform: Callable[[Any], Any] | None = None, skip: int = 0, times: int | None = 1,
+                  kind: str | None = None) -> PFault:
+        """Inject a fault on `path` (module docstring); its kind (for `fault_counts`) is the
+        responder's, "hang_after", "transform", or `kind` when given."""
+        k = kind or getattr(respond, "kind", None) or ("hang_after" if hang_after_s is not None else
+                                                       "transform" if transform is not None else "custom")
+        f = PFault(path, skip, times, respond, hang_after_s, transform, k)
         self.faults.append(f)
         return f
+
+    def malformed(self, path: str, *, drop: Iterable[str] = (), set: dict | None = None,
+                  skip: int = 0, times: int | None = 1) -> PFault:
+        """Serve `path`'s normal answer with the fields `drop` removed from (and `set` written into)
+        every row, e.g. `malformed(SINGLE_POSITION, drop=("openPriceAvg",))` or
+        `malformed(TICKER, set={"markPrice": "n/a"})`."""
+        return self.add_fault(path, transform=malformed_rows(drop, set), skip=skip, times=times, kind="malformed")
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -211,40 +340,92 @@ class BitgetPrivateStub:
     def position(self, symbol: str = "BTCUSDT") -> Position:
         return self.positions[symbol]
 
+    def covered_qty(self, symbol: str = "BTCUSDT") -> float:
+        """Base units the live stops would close: the whole position under a live pos_loss, else
+        the sum of the live loss_plans' sizes."""
+        qty = abs(self.positions[symbol].qty)
+        if self.live_plans(symbol, "pos_loss"):
+            return qty
+        return sum(p.size for p in self.live_plans(symbol, "loss_plan"))
+
     def protected(self, symbol: str = "BTCUSDT") -> bool:
-        """Rule one at the exchange: flat, or exactly one pos_loss stop sized to the position."""
-        pos = self.positions[symbol]
-        if pos.qty == 0:
-            return True
-        stops = self.live_plans(symbol, "pos_loss")
-        return len(stops) == 1 and abs(stops[0].size - abs(pos.qty)) <= 1e-9
+        """Rule one at the exchange: flat, or the live stops cover the whole position (a pos_loss
+        covers everything; loss_plans their sizes)."""
+        qty = abs(self.positions[symbol].qty)
+        return qty <= 1e-12 or self.covered_qty(symbol) >= qty - 1e-9
+
+    def unprotected_intervals(self, symbol: str | None = None) -> list[tuple[float, float, str]]:
+        """(start, end, symbol) in time.monotonic() seconds of every stretch of the protection log
+        in which an open position was not fully covered; a stretch still open ends now."""
+        out: list[tuple[float, float, str]] = []
+        syms = [symbol] if symbol else list(self.symbols)
+        for s in syms:
+            start: float | None = None
+            for smp in (x for x in self.protection_log if x.symbol == s):
+                if not smp.protected and start is None:
+                    start = smp.t
+                elif smp.protected and start is not None:
+                    out.append((start, smp.t, s))
+                    start = None
+            if start is not None:
+                out.append((start, time.monotonic(), s))
+        return sorted(out)
+
+    def longest_unprotected_s(self, symbol: str | None = None) -> float:
+        """Wall seconds of the longest unprotected stretch (0.0 when there was none)."""
+        return max((b - a for a, b, _ in self.unprotected_intervals(symbol)), default=0.0)
+
+    def _snap(self, symbol: str, event: str) -> None:
+        self.protection_log.append(ProtectionSample(time.monotonic(), symbol, event,
+                                                    abs(self.positions[symbol].qty), self.covered_qty(symbol)))
 
     def set_mark(self, symbol: str, price: float) -> None:
-        """Move the mark: fill touched limit orders, then trigger a crossed pos_loss."""
+        """Move the mark: fill touched limit orders, then trigger crossed pos_loss / loss_plan stops."""
         self.mark[symbol] = price
         for o in list(self.live_orders(symbol)):
             if o.order_type != "limit" or o.price is None:
                 continue
             touched = (o.side == "buy" and price <= o.price) or (o.side == "sell" and price >= o.price)
             if touched:
-                frac = self.partial.pop(o.client_oid, 1.0)
-                self._fill(o, _lots(o.size - o.filled, frac), o.price)
-        pos = self.positions[symbol]
-        for p in self.live_plans(symbol, "pos_loss"):
-            hit = (pos.qty > 0 and price <= p.trigger_price) or (pos.qty < 0 and price >= p.trigger_price)
+                self._fill(o, _lots(o.size - o.filled, self._fraction(o.client_oid)), o.price)
+        for p in sorted(self.live_plans(symbol), key=lambda p: p.plan_type != "pos_loss"):
+            pos = self.positions[symbol]
+            if p.status != "live" or p.plan_type not in ("pos_loss", "loss_plan") or pos.qty == 0:
+                continue
+            long = p.hold_side in ("buy", "long")
+            if long != (pos.qty > 0):
+                continue
+            hit = (long and price <= p.trigger_price) or (not long and price >= p.trigger_price)
             if hit:
-                p.status = "executed"
+                p.status, p.u_time = "executed", self.now_ms
                 side = "sell" if pos.qty > 0 else "buy"
-                o = self._new_order(f"stop-{p.order_id}", symbol, side, "market", None, abs(pos.qty), True)
+                size = abs(pos.qty) if p.plan_type == "pos_loss" else min(p.size, abs(pos.qty))
+                o = self._new_order(p.order_id + "x", symbol, side, "market", None, size, True)
                 self._fill(o, o.size, price)
+                self._snap(symbol, f"{p.plan_type} triggered")
+        self._snap(symbol, "mark")
+
+    def _fraction(self, cid: str) -> float:
+        frac = self.partial.pop(cid, 1.0)
+        if frac < 1.0:
+            self.fault_counts["partial"] += 1
+        return frac
 
     # ------------------------------------------------------------------ exchange model
     def _new_order(self, cid: str, symbol: str, side: str, otype: str, price: float | None, size: float,
-                   reduce_only: bool) -> StubOrder:
+                   reduce_only: bool, preset_sl: float | None = None) -> StubOrder:
         o = StubOrder(str(next(self._ids)), cid, symbol, side, otype, price, size, reduce_only,
-                      self.margin_mode, c_time=self.now_ms)
+                      self.margin_mode, c_time=self.now_ms, u_time=self.now_ms, preset_sl=preset_sl)
         self.orders[o.order_id] = o
         return o
+
+    def _new_plan(self, cid: str | None, symbol: str, plan_type: str, trigger: float, size: float, hold: str,
+                  side: str = "", source: str | None = None) -> StubPlan:
+        oid = str(next(self._ids))
+        p = StubPlan(oid, cid or oid, symbol, plan_type, trigger, size, hold, side, c_time=self.now_ms,
+                     u_time=self.now_ms, source_order=source)
+        self.plans[oid] = p
+        return p
 
     def _fill(self, o: StubOrder, qty: float, price: float) -> None:
         pos = self.positions[o.symbol]
@@ -252,20 +433,16 @@ class BitgetPrivateStub:
             qty = min(qty, abs(pos.qty))
         if qty <= 0:
             if o.reduce_only:
-                o.status = "canceled"
+                o.status, o.u_time = "canceled", self.now_ms
             return
         signed = qty if o.side == "buy" else -qty
-        closing = pos.qty != 0 and (pos.qty > 0) != (signed > 0)
-        self.trades.append({
-            "tradeId": str(next(self._ids)), "symbol": o.symbol, "orderId": o.order_id, "price": _s(price),
-            "baseVolume": _s(qty), "side": o.side, "quoteVolume": _s(qty * price), "profit": "0",
-            "enterPointSource": "api", "tradeSide": "close" if closing else "open", "posMode": self.pos_mode,
-            "tradeScope": "maker" if o.order_type == "limit" else "taker", "cTime": str(self.now_ms),
-            "feeDetail": [{"deduction": "no", "feeCoin": "USDT", "totalDeductionFee": None,
-                           "totalFee": _s(-qty * price * 0.0006)}]})
-        if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+        opening = pos.qty == 0 or (pos.qty > 0) == (signed > 0)
+        pnl = 0.0
+        if opening:
             new = pos.qty + signed
             pos.avg = (abs(pos.qty) * pos.avg + qty * price) / abs(new)
+            if pos.qty == 0:
+                pos.c_time = self.now_ms
             pos.qty = new
         else:
             pnl = (price - pos.avg) * min(qty, abs(pos.qty)) * (1 if pos.qty > 0 else -1)
@@ -274,16 +451,44 @@ class BitgetPrivateStub:
             if pos.qty == 0:
                 pos.avg = 0.0
         pos.qty = round(pos.qty, 9)
-        fee = qty * price * 0.0006
+        fee = qty * price * FEE_RATE
+        self.trades.append({
+            "tradeId": str(next(self._ids)), "symbol": o.symbol, "orderId": o.order_id, "price": _s(price),
+            "baseVolume": _s(qty),
+            "feeDetail": [{"deduction": "no", "feeCoin": "USDT", "totalDeductionFee": None, "totalFee": _s(-fee)}],
+            "side": o.side, "quoteVolume": _s(qty * price), "profit": _s(pnl), "enterPointSource": "api",
+            "tradeSide": self._trade_side(o.side, o.reduce_only), "posMode": self.pos_mode,
+            "tradeScope": "maker" if o.order_type == "limit" else "taker", "cTime": str(self.now_ms)})
         self.balance -= fee
         o.fee += fee
+        o.profit += pnl
         o.avg = (o.filled * o.avg + qty * price) / (o.filled + qty)
         o.filled = round(o.filled + qty, 9)
         o.status = "filled" if o.filled >= o.size - 1e-12 else "partially_filled"
+        o.u_time = self.now_ms
+        if opening and o.preset_sl is not None:
+            self._grow_preset(o, qty)
         if pos.qty == 0:
             for p in self.live_plans(o.symbol):
-                if p.plan_type in ("pos_loss", "pos_profit"):
-                    p.status = "cancelled"
+                if p.plan_type in TPSL_PLANS:
+                    p.status, p.u_time = "cancelled", self.now_ms
+        self._snap(o.symbol, f"fill {o.client_oid}")
+
+    def _grow_preset(self, o: StubOrder, qty: float) -> None:
+        """A: the preset stop-loss of a filling entry becomes (or grows) a loss_plan of the filled size."""
+        for p in self.live_plans(o.symbol, "loss_plan"):
+            if p.source_order == o.order_id:
+                p.size = round(p.size + qty, 9)
+                p.u_time = self.now_ms
+                return
+        hold = "buy" if o.side == "buy" else "sell"
+        self._new_plan(None, o.symbol, "loss_plan", float(o.preset_sl), qty, hold,     # type: ignore[arg-type]
+                       side="sell" if hold == "buy" else "buy", source=o.order_id)
+
+    def _trade_side(self, side: str, reduce_only: bool) -> str:
+        if self.pos_mode == "one_way_mode":
+            return f"{side}_single"
+        return "close" if reduce_only else "open"
 
     def _find_order(self, q: dict) -> StubOrder | None:
         for o in self.orders.values():
@@ -316,31 +521,40 @@ class BitgetPrivateStub:
             return error("45122", f"Short position stop loss price please > mark price {mark}")
         return None
 
+    def _upl(self, symbol: str | None = None) -> float:
+        """Unrealised P&L at the mark, USDT (one symbol, or all)."""
+        syms = [symbol] if symbol else list(self.symbols)
+        return sum((self.mark[s] - self.positions[s].avg) * self.positions[s].qty for s in syms
+                   if self.positions[s].qty != 0)
+
     # ------------------------------------------------------------------ views
-    def _order_view(self, o: StubOrder) -> dict:
-        pos_side = "long" if o.side == "buy" else "short"
+    def _order_view(self, o: StubOrder, status_key: str = "status") -> dict:
+        one_way = self.pos_mode == "one_way_mode"
         return {
             "symbol": o.symbol, "size": _s(o.size), "orderId": o.order_id, "clientOid": o.client_oid,
             "baseVolume": _s(o.filled), "fee": _s(-o.fee), "price": _s(o.price) if o.price is not None else "",
-            "priceAvg": _s(o.avg) if o.filled else "", "status": o.status, "state": o.status, "side": o.side,
-            "force": "gtc", "totalProfits": "0", "posSide": "net", "marginCoin": "USDT",
-            "quoteVolume": _s(o.filled * o.avg), "leverage": str(self.leverage[o.symbol]),
-            "marginMode": o.margin_mode, "tradeSide": "close" if o.reduce_only else "open",
-            "posMode": self.pos_mode, "orderType": o.order_type, "orderSource": "normal",
-            "reduceOnly": "YES" if o.reduce_only else "NO", "cTime": str(o.c_time), "uTime": str(self.now_ms),
-            "_posSide": pos_side,
+            "priceAvg": _s(o.avg) if o.filled else "", status_key: o.status, "side": o.side,
+            "force": "gtc", "totalProfits": _s(o.profit), "posSide": "net" if one_way else
+            ("long" if (o.side == "buy") != o.reduce_only else "short"), "marginCoin": "USDT",
+            "presetStopSurplusPrice": "", "presetStopLossPrice": _s(o.preset_sl) if o.preset_sl is not None else "",
+            "quoteVolume": _s(o.filled * o.avg), "orderType": o.order_type, "leverage": str(self.leverage[o.symbol]),
+            "marginMode": o.margin_mode, "reduceOnly": "YES" if o.reduce_only else "NO",
+            "enterPointSource": "API", "tradeSide": self._trade_side(o.side, o.reduce_only), "posMode": self.pos_mode,
+            "orderSource": "normal" if o.order_type == "limit" else "market",
+            "cTime": str(o.c_time), "uTime": str(o.u_time),
         }
 
     def _plan_view(self, p: StubPlan) -> dict:
+        side = p.side or ("sell" if p.hold_side == "buy" else "buy")
         return {
-            "planType": p.plan_type, "symbol": p.symbol, "size": _s(p.size), "orderId": p.order_id,
+            "planType": p.plan_type, "symbol": p.symbol,
+            "size": "" if p.plan_type in WHOLE_POSITION else _s(p.size), "orderId": p.order_id,
             "clientOid": p.client_oid, "price": "0", "executePrice": "0", "callbackRatio": "",
             "triggerPrice": _s(p.trigger_price), "triggerType": "mark_price", "planStatus": p.status,
-            "side": p.side or ("sell" if p.hold_side == "buy" else "buy"), "posSide": "net",
-            "marginCoin": "USDT", "marginMode": self.margin_mode, "enterPointSource": "API",
-            "tradeSide": "close", "posMode": self.pos_mode, "orderType": "market",
-            "stopSurplusTriggerPrice": "", "stopLossTriggerPrice": "", "cTime": str(p.c_time),
-            "uTime": str(self.now_ms),
+            "side": side, "posSide": "net", "marginCoin": "USDT", "marginMode": self.margin_mode,
+            "enterPointSource": "API", "tradeSide": self._trade_side(side, p.plan_type in TPSL_PLANS),
+            "posMode": self.pos_mode, "orderType": "market", "stopSurplusTriggerPrice": "",
+            "stopLossTriggerPrice": "", "cTime": str(p.c_time), "uTime": str(p.u_time),
         }
 
     def _position_view(self, symbol: str) -> list[dict]:
@@ -348,38 +562,59 @@ class BitgetPrivateStub:
         if pos.qty == 0:
             return []
         mark = self.mark[symbol]
-        upl = (mark - pos.avg) * pos.qty
+        margin = abs(pos.qty) * pos.avg / self.leverage[symbol]
         return [{
             "marginCoin": "USDT", "symbol": symbol, "holdSide": "long" if pos.qty > 0 else "short",
-            "openDelegateSize": "0", "marginSize": _s(abs(pos.qty) * pos.avg / self.leverage[symbol]),
-            "available": _s(abs(pos.qty)), "locked": "0", "total": _s(abs(pos.qty)),
-            "leverage": str(self.leverage[symbol]), "achievedProfits": "0", "openPriceAvg": _s(pos.avg),
-            "marginMode": self.margin_mode, "posMode": self.pos_mode, "unrealizedPL": _s(upl),
-            "liquidationPrice": "0", "keepMarginRate": "0.004", "markPrice": _s(mark),
-            "cTime": str(self.now_ms), "uTime": str(self.now_ms),
+            "openDelegateSize": "0", "marginSize": _s(margin), "available": _s(abs(pos.qty)), "locked": "0",
+            "total": _s(abs(pos.qty)), "leverage": str(self.leverage[symbol]), "achievedProfits": "0",
+            "openPriceAvg": _s(pos.avg), "marginMode": self.margin_mode, "posMode": self.pos_mode,
+            "unrealizedPL": _s(self._upl(symbol)), "liquidationPrice": "0", "keepMarginRate": "0.004",
+            "markPrice": _s(mark), "marginRatio": "0", "cTime": str(pos.c_time or self.now_ms),
         }]
+
+    def _account_row(self) -> dict:
+        upl = self._upl()
+        equity = self.balance + upl
+        crossed = self.margin_mode == "crossed"
+        return {"marginCoin": "USDT", "locked": "0", "available": _s(self.balance),
+                "crossedMaxAvailable": _s(self.balance), "isolatedMaxAvailable": _s(self.balance),
+                "maxTransferOut": _s(self.balance), "accountEquity": _s(equity), "usdtEquity": _s(equity),
+                "btcEquity": "0", "crossedRiskRate": "0", "unrealizedPL": _s(upl), "coupon": "0",
+                "crossedUnrealizedPL": _s(upl) if crossed else "",
+                "isolatedUnrealizedPL": "" if crossed else _s(upl)}
+
+    # ------------------------------------------------------------------ pagination
+    @staticmethod
+    def _page(q: dict, rows: list[dict], id_key: str, list_key: str) -> Any:
+        """D: newest first (largest id first), `limit` <= 100 (default 100), `idLessThan` =
+        the `endId` of the previous page, `startTime` / `endTime` on cTime (ms)."""
+        try:
+            limit = int(q.get("limit") or PAGE_MAX)
+            start = int(q["startTime"]) if q.get("startTime") else None
+            end = int(q["endTime"]) if q.get("endTime") else None
+            below = int(q["idLessThan"]) if q.get("idLessThan") else None
+        except ValueError:
+            return error("40017", "Parameter verification failed")
+        if not 1 <= limit <= PAGE_MAX:
+            return error("40017", f"Parameter verification failed: limit {limit} not in [1, {PAGE_MAX}]")
+        sel = [r for r in rows if (start is None or int(r["cTime"]) >= start) and (end is None or int(r["cTime"]) <= end)
+               and (below is None or int(r[id_key]) < below)]
+        sel.sort(key=lambda r: int(r[id_key]), reverse=True)
+        page = sel[:limit]
+        return {list_key: page or None, "endId": page[-1][id_key] if page else None}
 
     # ------------------------------------------------------------------ handlers: return data or a Responder
     async def _accounts(self, q: dict) -> Any:
-        bad = self._check(q)
-        if bad:
-            return bad
-        return [{"marginCoin": "USDT", "locked": "0", "available": _s(self.balance),
-                 "crossedMaxAvailable": _s(self.balance), "isolatedMaxAvailable": _s(self.balance),
-                 "maxTransferOut": _s(self.balance), "accountEquity": _s(self.balance),
-                 "usdtEquity": _s(self.balance), "btcEquity": "0", "crossedRiskRate": "0",
-                 "unrealizedPL": "0", "coupon": "0", "crossedUnrealizedPL": "0", "isolatedUnrealizedPL": "0"}]
+        return self._check(q) or [self._account_row()]
 
     async def _account(self, q: dict) -> Any:
         bad = self._check(q)
         if bad:
             return bad
-        lev = str(self.leverage[q.get("symbol", self.symbols[0])])
-        return {"marginCoin": "USDT", "locked": "0", "available": _s(self.balance),
-                "crossedMaxAvailable": _s(self.balance), "isolatedMaxAvailable": _s(self.balance),
-                "maxTransferOut": _s(self.balance), "accountEquity": _s(self.balance), "usdtEquity": _s(self.balance),
-                "marginMode": self.margin_mode, "posMode": self.pos_mode, "crossedMarginLeverage": lev,
-                "isolatedLongLever": lev, "isolatedShortLever": lev}
+        lev = self.leverage[q.get("symbol", self.symbols[0])]
+        return {**self._account_row(), "crossedMarginLeverage": lev, "isolatedLongLever": lev,
+                "isolatedShortLever": lev, "marginMode": self.margin_mode, "posMode": self.pos_mode,
+                "grant": "", "assetMode": "single", "isolatedMargin": None, "crossedMargin": None}
 
     async def _set_leverage(self, q: dict) -> Any:
         bad = self._check(q)
@@ -413,21 +648,29 @@ class BitgetPrivateStub:
         cid = q.get("clientOid") or f"auto{next(self._ids)}"
         if self._cid_used(cid):
             return error("40786", "Duplicate clientOid")
+        if self.pos_mode == "one_way_mode" and q.get("tradeSide"):
+            return error("40774", "The order type for unilateral position must also be the unilateral position type.")
         size = float(q["size"])
         otype = q["orderType"]
         reduce_only = q.get("reduceOnly") == "YES"
-        pos = self.positions[q["symbol"]]
+        symbol = q["symbol"]
+        pos = self.positions[symbol]
         if reduce_only and pos.qty == 0:
             return error("22002", "No position to close")
         if q.get("marginMode") not in (self.margin_mode, None):
-            return error("40774", f"marginMode {q.get('marginMode')} does not match the account ({self.margin_mode})")
-        price = float(q["price"]) if otype == "limit" else self.mark[q["symbol"]]
-        if not reduce_only and size * price / self.leverage[q["symbol"]] > self.balance:
+            return error("40017", f"Parameter verification failed: marginMode {q.get('marginMode')} does not "
+                                  f"match the account's {self.margin_mode}")
+        price = float(q["price"]) if otype == "limit" else self.mark[symbol]
+        if not reduce_only and size * price / self.leverage[symbol] > self.balance:
             return error("40762", "The order amount exceeds the balance")
-        o = self._new_order(cid, q["symbol"], q["side"], otype, price if otype == "limit" else None, size, reduce_only)
+        preset = float(q["presetStopLossPrice"]) if q.get("presetStopLossPrice") else None
+        o = self._new_order(cid, symbol, q["side"], otype, price if otype == "limit" else None, size, reduce_only,
+                            preset)
+        self._snap(symbol, f"place {cid}")
         if otype == "market":
-            frac = self.partial.pop(cid, 1.0)
-            self._fill(o, _lots(size, frac), self.mark[q["symbol"]])
+            self._fill(o, _lots(size, self._fraction(cid)), self.mark[symbol])
+            if o.status == "partially_filled":          # a market order's rest is cancelled (A)
+                o.status = "canceled"
         return {"orderId": o.order_id, "clientOid": o.client_oid}
 
     async def _modify_order(self, q: dict) -> Any:
@@ -437,11 +680,22 @@ class BitgetPrivateStub:
         o = self._find_order(q)
         if o is None or o.status not in ("live", "partially_filled"):
             return error("40768", "Order does not exist")
-        if q.get("newPrice"):
-            o.price = float(q["newPrice"])
-        if q.get("newSize"):
-            o.size = float(q["newSize"])
-        return {"orderId": o.order_id, "clientOid": o.client_oid}
+        new_cid = q.get("newClientOid")
+        if not new_cid:
+            return error("22003", "modify price and size, please pass in newClientOid")
+        if self._cid_used(new_cid):
+            return error("40786", "Duplicate clientOid")
+        if not q.get("newSize") or not q.get("newPrice"):
+            return error("40017", "Parameter verification failed: newSize and newPrice must be passed together")
+        if not self.modify_in_one_way and self.pos_mode == "one_way_mode":
+            return error("40017", "Modify size and price to only allow Hedge mode, and One-way mode are not allowed")
+        if o.status != "live" or o.order_type != "limit":
+            return error("40017", "Parameter verification failed: only an unfilled limit order can be modified")
+        o.status, o.u_time = "canceled", self.now_ms
+        new = self._new_order(new_cid, o.symbol, o.side, "limit", float(q["newPrice"]), float(q["newSize"]),
+                              o.reduce_only, o.preset_sl if self.amend_keeps_preset else None)
+        self._snap(o.symbol, f"amend {o.client_oid} -> {new.client_oid}")
+        return {"orderId": None, "clientOid": new.client_oid}
 
     async def _cancel_order(self, q: dict) -> Any:
         bad = self._check(q)
@@ -450,17 +704,23 @@ class BitgetPrivateStub:
         o = self._find_order(q)
         if o is None or o.status not in ("live", "partially_filled"):
             return error("40768", "Order does not exist")
-        o.status = "canceled"
+        o.status, o.u_time = "canceled", self.now_ms
+        self._snap(o.symbol, f"cancel {o.client_oid}")
         return {"orderId": o.order_id, "clientOid": o.client_oid}
 
+    def _order_rows(self, q: dict, live: bool) -> list[dict]:
+        return [self._order_view(o) for o in self.orders.values()
+                if (o.status in ("live", "partially_filled")) == live
+                and (not q.get("symbol") or o.symbol == q["symbol"])
+                and (not q.get("clientOid") or o.client_oid == q["clientOid"])
+                and (not q.get("orderId") or o.order_id == q["orderId"])
+                and (not q.get("status") or o.status == q["status"])]
+
     async def _orders_pending(self, q: dict) -> Any:
-        bad = self._check(q)
-        if bad:
-            return bad
-        out = [self._order_view(o) for o in self.orders.values() if o.status in ("live", "partially_filled")
-               and (not q.get("symbol") or o.symbol == q["symbol"])
-               and (not q.get("clientOid") or o.client_oid == q["clientOid"])]
-        return {"entrustedList": out or None, "endId": out[-1]["orderId"] if out else None}
+        return self._check(q) or self._page(q, self._order_rows(q, True), "orderId", "entrustedList")
+
+    async def _orders_history(self, q: dict) -> Any:
+        return self._check(q) or self._page(q, self._order_rows(q, False), "orderId", "entrustedList")
 
     async def _detail(self, q: dict) -> Any:
         bad = self._check(q)
@@ -469,13 +729,13 @@ class BitgetPrivateStub:
         o = self._find_order(q)
         if o is None:
             return error("40109", "The data of the order cannot be found, please confirm the order number")
-        return self._order_view(o)
+        return self._order_view(o, "state")
 
     async def _place_tpsl(self, q: dict) -> Any:
         bad = self._check(q)
         if bad:
             return bad
-        cid = q.get("clientOid") or f"auto{next(self._ids)}"
+        cid = q.get("clientOid") or None
         if self._cid_used(cid):
             return error("40786", "Duplicate clientOid")
         symbol, plan_type, trigger = q["symbol"], q["planType"], float(q["triggerPrice"])
@@ -483,27 +743,30 @@ class BitgetPrivateStub:
         hold = q.get("holdSide", "")
         if pos.qty == 0 or (hold in ("buy", "long")) != (pos.qty > 0):
             return error("43023", "Insufficient position, can not set profit or stop loss")
-        if plan_type == "pos_loss":
+        if plan_type not in TPSL_PLANS:
+            return error("40017", f"Parameter verification failed: planType {plan_type!r}")
+        if plan_type not in WHOLE_POSITION and not q.get("size"):
+            return error("40017", f"Parameter verification failed: size is required for {plan_type}")
+        if plan_type in ("pos_loss", "loss_plan"):
             crossed = self._crossed(symbol, hold, trigger)
             if crossed:
                 return crossed
-            if self.live_plans(symbol, "pos_loss"):
-                return error("43024", "The position already has a position stop loss; modify it")
-        p = StubPlan(str(next(self._ids)), cid, symbol, plan_type, trigger, float(q.get("size") or 0), hold,
-                     c_time=self.now_ms)
-        self.plans[p.order_id] = p
+        if plan_type == "pos_loss" and self.live_plans(symbol, "pos_loss"):
+            return error("43024", "The position already has a position stop loss; modify it")
+        p = self._new_plan(cid, symbol, plan_type, trigger, float(q.get("size") or 0), hold)
+        self._snap(symbol, f"place {plan_type} {p.client_oid}")
         return {"orderId": p.order_id, "clientOid": p.client_oid}
 
     async def _place_plan(self, q: dict) -> Any:
         bad = self._check(q)
         if bad:
             return bad
-        cid = q.get("clientOid") or f"auto{next(self._ids)}"
+        cid = q.get("clientOid") or None
         if self._cid_used(cid):
             return error("40786", "Duplicate clientOid")
-        p = StubPlan(str(next(self._ids)), cid, q["symbol"], q.get("planType", "normal_plan"),
-                     float(q["triggerPrice"]), float(q["size"]), "", side=q.get("side", ""), c_time=self.now_ms)
-        self.plans[p.order_id] = p
+        p = self._new_plan(cid, q["symbol"], q.get("planType", "normal_plan"), float(q["triggerPrice"]),
+                           float(q["size"]), "", side=q.get("side", ""))
+        self._snap(p.symbol, f"place {p.plan_type} {p.client_oid}")
         return {"orderId": p.order_id, "clientOid": p.client_oid}
 
     async def _modify_tpsl(self, q: dict) -> Any:
@@ -512,15 +775,18 @@ class BitgetPrivateStub:
             return bad
         p = self._find_plan(q)
         if p is None or p.status != "live":
-            return error("40768", "Order does not exist")
+            return error("43025", "Plan order does not exist")
         trigger = float(q["triggerPrice"])
-        if p.plan_type == "pos_loss":
+        if p.plan_type in ("pos_loss", "loss_plan"):
             crossed = self._crossed(p.symbol, p.hold_side, trigger)
             if crossed:
                 return crossed
-        p.trigger_price = trigger
-        if q.get("size"):
+        p.trigger_price, p.u_time = trigger, self.now_ms
+        if q.get("size") and p.plan_type not in WHOLE_POSITION:
             p.size = float(q["size"])
+        elif q.get("size"):
+            p.size = float(q["size"])          # informative only: a pos_loss covers the whole position
+        self._snap(p.symbol, f"modify {p.plan_type} {p.client_oid}")
         return {"orderId": p.order_id, "clientOid": p.client_oid}
 
     async def _cancel_plan(self, q: dict) -> Any:
@@ -530,38 +796,40 @@ class BitgetPrivateStub:
         ok, failed = [], []
         for ref in q.get("orderIdList") or []:
             p = self._find_plan(ref)
-            if p is None or p.status != "live":
-                failed.append({**ref, "errorMsg": "Order does not exist", "errorCode": "40768"})
+            if p is None or p.status != "live" or (q.get("planType") and p.plan_type != q["planType"]
+                                                   and q["planType"] != "profit_loss"):
+                failed.append({**ref, "errorMsg": "Plan order does not exist", "errorCode": "43025"})
             else:
-                p.status = "cancelled"
+                p.status, p.u_time = "cancelled", self.now_ms
                 ok.append({"orderId": p.order_id, "clientOid": p.client_oid})
+                self._snap(p.symbol, f"cancel {p.plan_type} {p.client_oid}")
         return {"successList": ok, "failureList": failed}
 
-    async def _plan_pending(self, q: dict) -> Any:
-        bad = self._check(q)
-        if bad:
-            return bad
-        kinds = {"normal_plan": ("normal_plan",), "track_plan": ("track_plan",),
-                 "profit_loss": ("pos_loss", "pos_profit", "loss_plan", "profit_plan", "moving_plan")}
-        want = kinds.get(q.get("planType", ""))
+    _PLAN_KINDS: ClassVar[dict[str, tuple[str, ...]]] = {"normal_plan": ("normal_plan",), "track_plan": ("track_plan",),
+                   "profit_loss": ("pos_loss", "pos_profit", "loss_plan", "profit_plan", "moving_plan")}
+
+    def _plan_rows(self, q: dict, live: bool) -> Any:
+        want = self._PLAN_KINDS.get(q.get("planType", ""))
         if want is None:
             return error("40019", f"Parameter planType is wrong: {q.get('planType')!r}")
-        out = [self._plan_view(p) for p in self.plans.values() if p.status == "live" and p.plan_type in want
-               and (not q.get("symbol") or p.symbol == q["symbol"])
-               and (not q.get("clientOid") or p.client_oid == q["clientOid"])]
-        return {"entrustedList": out or None, "endId": out[-1]["orderId"] if out else None}
+        return [self._plan_view(p) for p in self.plans.values() if (p.status == "live") == live
+                and p.plan_type in want and (not q.get("symbol") or p.symbol == q["symbol"])
+                and (not q.get("clientOid") or p.client_oid == q["clientOid"])
+                and (not q.get("orderId") or p.order_id == q["orderId"])]
+
+    async def _plan_pending(self, q: dict) -> Any:
+        rows = self._check(q) or self._plan_rows(q, True)
+        return rows if callable(rows) else self._page(q, rows, "orderId", "entrustedList")
+
+    async def _plan_history(self, q: dict) -> Any:
+        rows = self._check(q) or self._plan_rows(q, False)
+        return rows if callable(rows) else self._page(q, rows, "orderId", "entrustedList")
 
     async def _all_position(self, q: dict) -> Any:
-        bad = self._check(q)
-        if bad:
-            return bad
-        return [row for s in self.symbols for row in self._position_view(s)]
+        return self._check(q) or [row for s in self.symbols for row in self._position_view(s)]
 
     async def _single_position(self, q: dict) -> Any:
-        bad = self._check(q)
-        if bad:
-            return bad
-        return self._position_view(q["symbol"])
+        return self._check(q) or self._position_view(q["symbol"])
 
     async def _control_mark(self, q: dict) -> Any:
         """Test control (another process drives the market): check that a position has its stop
@@ -579,9 +847,9 @@ class BitgetPrivateStub:
         bad = self._check(q)
         if bad:
             return bad
-        since = int(q.get("startTime") or 0)
-        rows = [t for t in self.trades if t["symbol"] == q.get("symbol") and int(t["cTime"]) >= since]
-        return {"fillList": rows, "endId": rows[-1]["tradeId"] if rows else None}
+        rows = [t for t in self.trades if (not q.get("symbol") or t["symbol"] == q["symbol"])
+                and (not q.get("orderId") or t["orderId"] == q["orderId"])]
+        return self._page(q, rows, "tradeId", "fillList")
 
     async def _ticker(self, q: dict) -> Any:
         sym = q.get("symbol", "")
@@ -604,10 +872,11 @@ class BitgetPrivateStub:
             ("POST", SET_POSITION_MODE, self._set_position_mode),
             ("POST", PLACE_ORDER, self._place_order), ("POST", CANCEL_ORDER, self._cancel_order),
             ("POST", MODIFY_ORDER, self._modify_order),
-            ("GET", ORDERS_PENDING, self._orders_pending), ("GET", ORDER_DETAIL, self._detail),
+            ("GET", ORDERS_PENDING, self._orders_pending), ("GET", ORDERS_HISTORY, self._orders_history),
+            ("GET", ORDER_DETAIL, self._detail),
             ("POST", PLACE_TPSL, self._place_tpsl), ("POST", PLACE_PLAN, self._place_plan),
             ("POST", MODIFY_TPSL, self._modify_tpsl), ("POST", CANCEL_PLAN, self._cancel_plan),
-            ("GET", PLAN_PENDING, self._plan_pending),
+            ("GET", PLAN_PENDING, self._plan_pending), ("GET", PLAN_HISTORY, self._plan_history),
             ("GET", ALL_POSITION, self._all_position), ("GET", SINGLE_POSITION, self._single_position),
             ("GET", TICKER, self._ticker), ("GET", ORDER_FILLS, self._fills),
             ("POST", CONTROL_MARK, self._control_mark),
@@ -625,6 +894,7 @@ class BitgetPrivateStub:
                 return web.json_response(_envelope(None, self.now_ms, "40037", "Apikey does not exist"), status=400)
             active = [f for f in self.faults if f.path == request.path and f.applies()]
             for fault in active:
+                self.fault_counts[fault.kind] += 1
                 if fault.respond is not None:
                     answer = await fault.respond(self, request)
                     if answer is not None:
@@ -636,10 +906,14 @@ class BitgetPrivateStub:
                         await asyncio.wait_for(self._closing.wait(), fault.hang_after_s)
             if callable(data):
                 return await data(self, request)
+            for fault in active:
+                if fault.transform is not None:
+                    data = fault.transform(data)
             return web.json_response(_envelope(data, self.now_ms))
         return route
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
+        """Serve on 127.0.0.1 (`port`, 0 = a free one) in the running loop; returns `base_url`."""
         self._closing = asyncio.Event()
         self.public._closing = self._closing
         app = web.Application()
@@ -648,19 +922,36 @@ class BitgetPrivateStub:
             app.router.add_route(method, path, self._wrap(handler, private))
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{self.port}"
         return self.base_url
 
-    async def close(self) -> None:
+    async def stop_serving(self) -> None:
+        """Stop answering (connections refused; hanging requests released); the state stays."""
         self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "BitgetPrivateStub":
+    async def resume_serving(self) -> None:
+        """Answer again on the same port, with the same state."""
+        if self._runner is None:
+            await self.start(self.port)
+
+    async def restart(self, down_s: float) -> None:
+        """An exchange restart: connection refused for `down_s` seconds, then back on the same
+        port with the same state (counts as fault kind "restart")."""
+        self.fault_counts["restart"] += 1
+        await self.stop_serving()
+        await asyncio.sleep(down_s)
+        await self.resume_serving()
+
+    async def close(self) -> None:
+        await self.stop_serving()
+
+    async def __aenter__(self) -> BitgetPrivateStub:
         await self.start()
         return self
 
@@ -681,4 +972,6 @@ def _lots(qty: float, frac: float) -> float:
 def _s(x: float | None) -> str:
     if x is None:
         return ""
+    if x == 0:
+        return "0"
     return f"{x:.10f}".rstrip("0").rstrip(".") or "0"

@@ -49,8 +49,8 @@ def main() -> int:
         finally:
             await h.close()
         r = eng.runners[0]
-        print(json.dumps({"finished": eng.finished, "cycles": len(r.cycles), "cash": r.ledger.cash,
-                          "qty": r.ledger.qty}), flush=True)
+        print(json.dumps({"finished": eng.finished, "cycles": len(r.cycles), "cash": r.book.cash,
+                          "qty": r.book.qty}), flush=True)
 
     asyncio.run(run())
     return 0

@@ -49,13 +49,18 @@ class LiveHarness:
     """See the module docstring. `stub` must be started; `candles` a Candles of SYM."""
 
     def __init__(self, stub, db: Path, candles, account: Account = Account(), params: dict | None = None,
-                 stop_retries: int = 3) -> None:
+                 stop_retries: int = 3, poll_interval_s: float = 3600, recheck_interval_s: float = 3600,
+                 unprotected_grace_s: float = 120.0, adopt_history: bool = False) -> None:
         self.stub = stub
         self.db = db
         self.candles = candles
         self.account = account
         self.params = params or {}
         self.stop_retries = stop_retries
+        self.poll_interval_s = poll_interval_s
+        self.recheck_interval_s = recheck_interval_s
+        self.unprotected_grace_s = unprotected_grace_s
+        self.adopt_history = adopt_history
         self.unprotected: list[int] = []
         self.checked = 0
         self.gateways: list[CcxtGateway] = []
@@ -81,8 +86,10 @@ class LiveHarness:
         src = CandleSource(SYM, c.timeframe, lambda after: ReplayFeed.from_candles(c, speed="max",
                                                                                      start_after_ts=after),
                            history, replay=True)
-        live = LiveSetup(self.gateway, PREFIX, stop_retries=self.stop_retries, recheck_interval_s=3600,
-                         poll_interval_s=3600, alert=lambda lvl, msg: self.alerts.append((lvl, msg)))
+        live = LiveSetup(self.gateway, PREFIX, stop_retries=self.stop_retries,
+                         recheck_interval_s=self.recheck_interval_s, poll_interval_s=self.poll_interval_s,
+                         alert=lambda lvl, msg: self.alerts.append((lvl, msg)),
+                         unprotected_grace_s=self.unprotected_grace_s, adopt_history=self.adopt_history)
         eng = Engine(self.db, [src], [RunnerSpec("envelope_dca", self.params, SYM, c.timeframe)], self.account,
                      mode="live", status_interval=0, live=live, **kw)
         eng.feed_listeners.append(self.on_event)

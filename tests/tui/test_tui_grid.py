@@ -94,7 +94,7 @@ async def test_grid_screen_shows_the_strategys_levels(tmp_path: Path, strategy: 
         view = screen.view
         assert view.side == runner.strategy.side
         # unfilled levels: the strategy's own quotes; filled ones: the matching engine's fills
-        fills = [f for f in runner.gateway.engine.fills if f.kind == "entry"][-pos["levels_filled"]:]
+        fills = [f for f in runner.book.fills if f.kind == "entry"][-pos["levels_filled"]:]
         for i in range(runner.strategy.num_levels):
             if i < pos["levels_filled"]:
                 want = fills[i].price
@@ -127,7 +127,7 @@ async def test_grid_screen_shows_the_strategys_levels(tmp_path: Path, strategy: 
         summary = str(screen.query_one("#grid-summary").render())
         assert "exposure" in summary and "limit" in summary and "next L" in summary and "stop" in summary
         # the last cycles are listed
-        assert screen.query_one("#cycles").row_count == min(20, len(runner.gateway.cycles))
+        assert screen.query_one("#cycles").row_count == min(20, len(runner.cycles))
 
 
 def _view(side: str, price: float, levels: list[float], filled: int, stop: float | None, tp: float,

@@ -39,7 +39,7 @@ async def test_grid_screen_on_a_live_runner(live_engine) -> None:
         screen.refresh_data(api)
         await pilot.pause()
         text = str(screen.query_one(Ladder).render())
-        entry = [f for f in r.ledger.fills if f.kind == "entry"][-1]
+        entry = [f for f in r.book.fills if f.kind == "entry"][-1]
         assert "L0 filled" in text and fmt_price(entry.price) in text
         assert fmt_price(pos["stop"]) in text and "SL" in text
         assert fmt_price(r.strategy.take_profit) in text and "TP" in text

@@ -52,6 +52,7 @@ from typing import Callable
 from core.model.account import Account
 from core.model.cycle import Cycle
 from core.model.fills import END, ENTRY, EXIT, SL, STOP, TAKE_PROFIT, TP, Fill
+from core.model.position import PositionBook
 from core.model.sides import LONG
 from core.strategies.base import GridStrategy
 
@@ -81,62 +82,31 @@ class Order:
         return f"Order(#{self.id} {self.kind} {self.side} @ {self.price!r} level={self.level})"
 
 
-class MatchingEngine:
+class MatchingEngine(PositionBook):
     """Resting orders and the account of one symbol, for one `GridStrategy` (long or short).
 
-    Use `create_matching_engine(strategy, account)`; it picks the side's subclass.
-
-    State (read-only for callers): cash (USDT), qty (base units, 0 when flat), avg_entry
-    (A, quote price; nan when flat), stop (S; nan when flat), levels_filled (0 … L),
-    cycle_fees (USDT maker fees of the open cycle), open_ts (ms UTC of the cycle's first
-    fill), fills (list of Fill), cycles (list of Cycle).
+    Use `create_matching_engine(strategy, account)`; it picks the side's subclass. The
+    account is a `core.model.position.PositionBook` (the one position accounting of Radar):
+    cash (USDT), qty (base units, 0 when flat), avg_entry (A, quote price; nan when flat),
+    stop (S; nan when flat), levels_filled (0 … L), cycle_fees (USDT maker fees of the open
+    cycle), open_ts (ms UTC of the cycle's first fill), cycles (list of Cycle); plus fills
+    (list of Fill). All read-only for callers.
     """
 
-    __slots__ = ("strategy", "side", "n_levels", "leverage", "maker_fee", "taker_fee",
-                 "cash", "qty", "cost", "avg_entry", "stop", "levels_filled", "unit", "cycle_fees",
-                 "open_ts", "level_ids", "stop_id", "tp_id", "_next_id", "fills", "cycles",
-                 "listener", "_entry_side", "_exit_side")
+    __slots__ = ("strategy", "level_ids", "stop_id", "tp_id", "_next_id", "listener", "_entry_side", "_exit_side")
 
     def __init__(self, strategy: GridStrategy, account: Account = Account(),
                  listener: Callable[[Fill], None] | None = None) -> None:
+        PositionBook.__init__(self, strategy.side, strategy.num_levels, account)
         self.strategy = strategy
-        self.side = strategy.side
-        self.n_levels = strategy.num_levels
-        self.leverage = float(account.leverage)
-        self.maker_fee = float(account.maker_fee)
-        self.taker_fee = float(account.taker_fee)
-        self.cash = float(account.initial_capital)
-        self.qty = 0.0
-        self.cost = 0.0
-        self.avg_entry = math.nan
-        self.stop = math.nan
-        self.levels_filled = 0
-        self.unit = math.nan
-        self.cycle_fees = 0.0
-        self.open_ts = -1
         self._next_id = 1
         self.level_ids = self._new_level_ids()
         self.stop_id = -1
         self.tp_id = -1
-        self.fills: list[Fill] = []
-        self.cycles: list[Cycle] = []
         self.listener = listener
         self._entry_side, self._exit_side = ("buy", "sell") if self.side == LONG else ("sell", "buy")
 
     # ------------------------------------------------------------------ queries
-
-    @property
-    def in_position(self) -> bool:
-        """True while a cycle is open (at least one level filled)."""
-        return self.levels_filled > 0
-
-    def equity(self, price: float) -> float:
-        """Cash + unrealised P&L at `price` (no exit fee), USDT (spec "Money")."""
-        if self.levels_filled == 0:
-            return self.cash
-        if self.side == LONG:
-            return self.cash + self.qty * (price - self.avg_entry)
-        return self.cash + self.qty * (self.avg_entry - price)
 
     def resting_orders(self) -> list[Order]:
         """The orders resting now: the unfilled entry levels at the strategy's latest quote,
@@ -174,22 +144,12 @@ class MatchingEngine:
         """Entry level k fills at `price`: size, maker fee, average entry, the new stop."""
         strat = self.strategy
         if k == 0:
-            self.unit = strat.cycle_notional(self.cash, self.leverage)
-            self.qty = 0.0
-            self.cost = 0.0
-            self.cycle_fees = 0.0
-            self.open_ts = ts
+            self.open_cycle(ts, strat.cycle_notional(self.cash, self.leverage))
             self.stop_id = self._new_id()
             self.tp_id = self._new_id()
         q = self.unit / price
         fee = q * price * self.maker_fee
-        self.cash -= fee
-        self.cycle_fees += fee
-        self.qty += q
-        self.cost += q * price
-        avg = self.cost / self.qty
-        self.avg_entry = avg
-        self.levels_filled = k + 1
+        avg = self.add_entry(k, price, q, fee)
         self.stop = strat.on_fill(k, price, q, avg)
         f = Fill(self.level_ids[k], ENTRY, None, k, self._entry_side, ts, price, q, fee)
         self.fills.append(f)
@@ -199,23 +159,10 @@ class MatchingEngine:
     def _exit(self, ts: int, x: float, reason: str, order_id: int) -> str:
         """Close the whole position at `x` (taker fee), record the cycle, reset for the next."""
         q = self.qty
-        a = self.avg_entry
-        real = q * (x - a) if self.side == LONG else q * (a - x)
         xfee = q * x * self.taker_fee
-        self.cash += real - xfee
-        pnl = real - self.cycle_fees - xfee
-        self.cycles.append(Cycle(open_time=self.open_ts, close_time=ts, side=self.side,
-                                 levels_filled=self.levels_filled, avg_entry=a, exit_price=x,
-                                 exit_reason=reason, qty=q, pnl=pnl))
+        self.close_cycle(ts, x, reason, xfee)
         f = Fill(order_id, EXIT, reason, -1, self._exit_side, ts, x, q, xfee)
         self.fills.append(f)
-        self.levels_filled = 0
-        self.qty = 0.0
-        self.cost = 0.0
-        self.avg_entry = math.nan
-        self.stop = math.nan
-        self.unit = math.nan
-        self.cycle_fees = 0.0
         self.level_ids = self._new_level_ids()
         self.stop_id = self.tp_id = -1
         if self.listener is not None:

@@ -1,0 +1,67 @@
+"""`radar config check` validates grading.yaml too: one line (file, key, what was expected), exit 2."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.cli.main import main
+from core.paths import DEFAULT_CONFIG_DIR
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A copy of the packaged config/*.yaml."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    for f in DEFAULT_CONFIG_DIR.glob("*.yaml"):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+def _check(capsys: pytest.CaptureFixture[str], config_dir: Path) -> tuple[int, str, str]:
+    code = main(["--config-dir", str(config_dir), "config", "check", "--env-file", str(config_dir / "no.env")])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_summary_lists_the_grading_file(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _check(capsys, config_dir)
+    assert (code, err) == (0, "")
+    flat = " ".join(out.split())
+    assert f"grading: {config_dir / 'grading.yaml'}: weights oos_sharpe 0.3, consistency 0.2" in flat
+    assert "A >= 85, B >= 70, C >= 55, D >= 40; 2 caps" in flat
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("  oos_sharpe: 0.30", "  oos_sharpe: 0.40",
+     "grading.yaml: weights: expected weights summing to 1, got 1.1 (line 5)"),
+    ("    - {at: 0.95, score: 1.0}", "    - {at: 0.95, score: 2.0}",
+     "grading.yaml: bands.dsr.2.score: expected a value <= 1, got 2.0"),
+    ("  D: 40\n", "", "grading.yaml: grades.D: "),
+    ("    max_grade: D", "    max_grade: E", "grading.yaml: caps.1.max_grade: "),
+])
+def test_a_bad_grading_yaml_is_one_line_exit_2(config_dir: Path, capsys: pytest.CaptureFixture[str],
+                                               old: str, new: str, message: str) -> None:
+    _edit(config_dir / "grading.yaml", old, new)
+    code, out, err = _check(capsys, config_dir)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"radar: error: {config_dir}/{message}")
+    assert err.count("\n") == 1
+
+
+def test_without_grading_yaml_the_packaged_one_is_checked_and_named(config_dir: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (config_dir / "grading.yaml").unlink()
+    code, out, _ = _check(capsys, config_dir)
+    assert code == 0
+    assert (f"grading: {DEFAULT_CONFIG_DIR / 'grading.yaml'} (packaged; {config_dir} has none)"
+            in " ".join(out.split()))
