@@ -330,6 +330,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     speed = parse_speed(args.speed)
     cfg = load_config(args.config_dir)
     plan = None
+    if args.adopt_history and not args.live:
+        raise UsageError("--adopt-history adopts an exchange's orders and position: it goes with --live")
     if args.live:
         if args.replay:
             raise UsageError("--live trades the exchange's live feed: it cannot be combined with --replay")

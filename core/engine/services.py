@@ -90,8 +90,10 @@ def job_stats(jobs: Any) -> _JobStats:
 
 
 def executor_check(engine: Any):
-    """The executor: down when the engine stopped on an error (or is stopped), degraded while
-    the kill switch is active, ok otherwise."""
+    """The executor: down when the engine stopped on an error, or a runner holds a position
+    without a stop ("halted: unprotected"); degraded while a runner is halted for another
+    reason (its stop not re-sized yet, its protection loop not running), while a symbol is
+    blocked, or while the kill switch is active; ok otherwise."""
 
     def check() -> Check:
         metrics = {"candles": engine.stats.candles, "runners": len(engine.runners)}
@@ -106,7 +108,17 @@ def executor_check(engine: Any):
             if engine.finished:
                 return Check.ok("replay finished", **metrics)
             return Check.ok("stopped", **metrics)
+        halted = [(r, r.executor.halted) for r in engine.runners if getattr(r.executor, "halted", None)]
+        metrics["halted"] = len(halted)
+        bad = [f"{r.name} {r.symbol} halted: {why}" for r, why in halted if why.startswith("unprotected")]
+        if bad:
+            return Check.down("; ".join(bad), **metrics)
         ks = engine.kill_switch
+        if halted:
+            return Check.degraded("; ".join(f"{r.name} {r.symbol} halted: {why}" for r, why in halted), **metrics)
+        if ks is not None and getattr(ks, "symbols", None):
+            return Check.degraded("kill switch for " + ", ".join(
+                f"{s} (by {v['actor']}: {v['reason']})" for s, v in ks.symbols.items()), **metrics)
         if ks is not None and ks.active:
             return Check.degraded(f"kill switch active (by {ks.actor}: {ks.reason})", **metrics)
         return Check.ok(**metrics)
@@ -181,6 +193,7 @@ class RunServices:
             engine.feed_listeners.append(s.feeds.on_event)
             s.feeds.register(s.watchdog, sorted({src.symbol for src in engine.sources}))
             s.watchdog.register("executor", executor_check(engine))
+            s.watchdog.register("tasks", engine.supervisor.check)
             s.probe = DatabaseProbe(db_path)
             s.watchdog.register("database", s.probe)
             s.lag = LoopLagSampler()

@@ -37,25 +37,11 @@ from tests.support.bitget_private_stub import (
     PLACE_ORDER,
     PLACE_TPSL,
     SINGLE_POSITION,
-    BitgetPrivateStub,
     server_error,
     too_many,
 )
-from tests.support.live_harness import PREFIX, STUB_SYM, LiveHarness, futures_candles
-from tests.support.shared_data import shared_file
+from tests.support.live_harness import PREFIX, STUB_SYM, LiveHarness
 
-BTC_1H = "binance-spot/BTC_USDT-1h.json.gz"
-
-
-@pytest.fixture(scope="module")
-def candles():
-    return futures_candles(shared_file(BTC_1H), 600)
-
-
-@pytest.fixture
-async def stub(candles):
-    async with BitgetPrivateStub(mark=float(candles.open[0])) as s:
-        yield s
 
 
 class HoldingFeed:
