@@ -265,8 +265,10 @@ class DataEngine:
         stale_after_s: float = 30.0,
         stale_check_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        spawn: Callable[..., asyncio.Task] | None = None,
     ) -> None:
         self.feeds = list(feeds)
+        self._spawn = spawn
         keys = [(f.symbol, f.timeframe) for f in self.feeds]
         dupes = sorted({k for k in keys if keys.count(k) > 1}, key=str)
         if dupes:
@@ -334,9 +336,19 @@ class DataEngine:
                     await self._prime(agg, after)
             if feed.live:
                 self._monitor.watch(feed.symbol)
-            self._feed_tasks.append(loop.create_task(self._run_feed(feed, after)))
+            if self._spawn is None:
+                self._feed_tasks.append(loop.create_task(self._run_feed(feed, after)))
+            else:                  # supervised: a live feed that fails is restarted after its last candle
+                self._feed_tasks.append(self._spawn(
+                    f"feed:{feed.symbol}:{feed.timeframe or 'ticker'}",
+                    lambda feed=feed, first=after: self._run_feed(feed, self._resume_after(feed, first),
+                                                                  reraise=feed.live),
+                    live=feed.live))
         if any(f.live for f in self.feeds):
-            self._stale_task = loop.create_task(self._watch_staleness())
+            if self._spawn is None:
+                self._stale_task = loop.create_task(self._watch_staleness())
+            else:
+                self._stale_task = self._spawn("feed-staleness", self._watch_staleness, live=True)
 
     async def join(self) -> None:
         """Wait until every feed has ended (replay) and every event is handed over, then finish.
@@ -384,7 +396,17 @@ class DataEngine:
             for out in agg.push(candle_from_row(agg.symbol, agg.base, row, "backfill")):
                 self._on_candle(out)
 
-    async def _run_feed(self, feed: CandleFeed, after: int | None) -> None:
+    def _resume_after(self, feed: CandleFeed, first: int | None) -> int | None:
+        """Where a (re)started feed resumes: after the last candle delivered, else `first`."""
+        if feed.timeframe is None:
+            return None
+        st = self.stats.get((feed.symbol, feed.timeframe))
+        return st.last_ts if st is not None and st.last_ts is not None else first
+
+    async def _run_feed(self, feed: CandleFeed, after: int | None, reraise: bool = False) -> None:
+        """Hand one feed's events over. A failure is logged; with `reraise` (a supervised live
+        feed) it propagates so the supervisor restarts the feed, else it is kept in `errors`
+        (`join` raises it: the engine stops rather than trade blind)."""
         try:
             async for event in feed.stream(after):
                 if isinstance(event, ClosedCandle):
@@ -395,6 +417,8 @@ class DataEngine:
             raise
         except Exception as exc:
             log.error("feed %s %s failed: %s", feed.symbol, feed.timeframe or "ticker", exc)
+            if reraise:
+                raise
             self.errors.append(exc)
 
     def _on_candle(self, candle: ClosedCandle) -> None:

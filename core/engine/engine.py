@@ -276,7 +276,8 @@ class Engine:
                 feeds += [src.make_ticker_feed() for src in self.sources
                           if src.make_ticker_feed is not None and (src.symbol, src.timeframe) in self._by_key]
             store_db = next((s.store_db for s in self.sources if s.store_db is not None), None)
-            self.data = DataEngine(feeds, db_path=store_db, start_after=start_after, resume_from_store=False)
+            self.data = DataEngine(feeds, db_path=store_db, start_after=start_after, resume_from_store=False,
+                                   spawn=self._spawn_feed)
             self._stream = self.data.events((ClosedCandle, FeedReconnect, FeedStale, FeedFresh)
                                             + ((TickerUpdate,) if self.mode == "live" else ()))
             await self.data.start()
@@ -468,6 +469,12 @@ class Engine:
                 else:
                     r.unprotected_since = None
                     last_alert.pop(id(r), None)
+
+    def _spawn_feed(self, name: str, factory: Callable[[], Any], live: bool) -> asyncio.Task:
+        """The data engine's feed tasks, under the supervisor: a live feed (or the staleness
+        watch) that fails is logged, alerted and restarted with backoff after its last candle;
+        a replay that fails is final (the engine stops with its error)."""
+        return self.supervisor.spawn(name, factory, subsystem="feed", restart=live)
 
     def _feed_failed(self, name: str, exc: BaseException) -> None:
         """The data engine failed: the engine stops with that error (no trading blind)."""

@@ -216,7 +216,10 @@ class RunServices:
                 s.notices.start()
                 s.watchdog.register("telegram", TelegramCheck(s.bot.outbox))
             s.watchdog.start()
-            s.heartbeat = HeartbeatWriter(db_path, s.watchdog.snapshot, mode=mode, interval_s=heartbeat_interval_s)
+            s.heartbeat = HeartbeatWriter(
+                db_path, s.watchdog.snapshot, mode=mode, interval_s=heartbeat_interval_s,
+                spawn=lambda name, factory: engine.supervisor.spawn(name, factory, subsystem="heartbeat",
+                                                                    critical=False))
             await s.heartbeat.start()
         except BaseException:
             await s.close()

@@ -23,7 +23,7 @@ import socket
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from core.health import store
 from core.health.status import Check, SubsystemHealth
@@ -57,7 +57,7 @@ class HeartbeatWriter:
 
     def __init__(self, db_path: str | os.PathLike[str], snapshot: Snapshot, *, mode: str,
                  interval_s: float = 5.0, clock: Clock = system_clock, pid: int | None = None,
-                 host: str | None = None) -> None:
+                 host: str | None = None, spawn: Callable[[str, Callable[[], Any]], asyncio.Task] | None = None) -> None:
         if not interval_s > 0:
             raise ValueError(f"heartbeat interval_s must be > 0 seconds, got {interval_s!r}")
         if not isinstance(mode, str) or not mode.strip():
@@ -69,6 +69,7 @@ class HeartbeatWriter:
         self.host = socket.gethostname() if host is None else host
         self._snapshot = snapshot
         self._clock = clock
+        self.spawn = spawn          # (name, factory) -> Task: the engine's supervisor (restarts a failed loop)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-heartbeat")
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -150,7 +151,10 @@ class HeartbeatWriter:
                         self.db_path, other.age_ms(now) / 1000)
         self._started_ms = now
         await self.beat()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
+        if self.spawn is not None:
+            self._task = self.spawn("heartbeat", self._run)
+        else:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
 
     async def _run(self) -> None:
         while True:
