@@ -420,7 +420,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"radar run: {n} candles, {rate:,.0f} candles/s, {'finished' if engine.finished else 'stopped'}",
           file=sys.stderr)
     if args.report is not None:
-        from core.engine.report import build_report, write_report
+        from core.backtest.report import build_report, write_report
 
         if not engine.finished:
             log.warning("the replay did not reach the end of its data: no report written")
