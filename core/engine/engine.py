@@ -11,7 +11,7 @@ One asyncio loop hosts it (and, later, the console and Telegram); it runs headle
   store, loads the kill switch, builds and restores every runner, and starts the
   DataEngine after the oldest runner cursor (replay resumes after the last processed candle).
 * each ClosedCandle goes to the runners of its (symbol, timeframe) in order; each candle
-  is one SQLite transaction per runner (see `core.engine.runner`).
+  is one SQLite transaction per runner on the simulated venue (see `core.engine.grid_runner`).
 * data quality: a candle whose open time skips periods after the previous one of its series
   (also across a restart: the runner cursor) is a gap; it is published on the bus as a
   `DataGap` (from/to open times of the missing candles, inclusive, as `core.data.quality`).

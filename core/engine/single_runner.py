@@ -32,7 +32,7 @@ finite-run restarts included), so the per-candle values are bit-identical to the
 hook. The strategy's own code still decides entries and exits. A single-position strategy
 without a stream falls back to its own recomputation from the (bounded) history.
 
-Write-ahead state, as `core.engine.runner.StrategyRunner`, in the same tables (mode "paper"):
+Write-ahead state, as `core.engine.grid_runner.GridRunner`, in the same tables (mode "paper"):
 one SQLite transaction per candle holds the intents, orders (entry, stop, take_profit, exit;
 deterministic client ids), fills, positions, cycles, the equity point, and trading_state
 (cursor + a JSON account: the gateway's account and position, the strategy's trade state
@@ -81,7 +81,7 @@ _NAN = math.nan
 class SingleStrategyRunner(RunnerBase):
     """One single-position strategy on one (symbol, timeframe) in paper mode (module docstring).
 
-    The same interface as `core.engine.runner.StrategyRunner` (constructor, `restore`,
+    The same interface as `core.engine.grid_runner.GridRunner` (constructor, `restore`,
     `on_candle`, `finish`, `flatten`, `cancel_entries`, `position`, `grid_state`; attributes
     runner_id, name, symbol, timeframe, key, live (False), cursor, n_candles, last_close,
     equity_last, day_start_equity, finished, strategy, book, cycles, executor.orders,

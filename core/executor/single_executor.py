@@ -1,6 +1,7 @@
 """SingleExecutor: the orders and records of one single-position runner
-(`core.engine.single_runner.SingleStrategyRunner`), the single-position twin of
-`core.executor.executor.GridExecutor`.
+(`core.engine.single_runner.SingleStrategyRunner`), the single-position counterpart of
+`core.executor.grid_executor.GridExecutor`. It still drives the simulated single-position venue
+(`core.venues.sim.single_venue`) synchronously: single-position strategies trade on paper only.
 
 Entries (one per candle at most, gated by `entry_allowed`: the kill switch, the symbol
 being busy with another strategy's position, the pre-trade risk check), the position's stop
@@ -44,7 +45,7 @@ def _num(x: float | None) -> float | None:
 
 class SingleExecutor:
     """Orders and records of one single-position runner (the single-position twin of
-    `core.executor.executor.GridExecutor`): entries, the position's stop and take-profit,
+    `core.executor.grid_executor.GridExecutor`): entries, the position's stop and take-profit,
     market exits, each recorded write-ahead in the candle's transaction.
 
     Attributes:

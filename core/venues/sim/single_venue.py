@@ -1,5 +1,6 @@
 """SinglePaperGateway: the single-position matching engine (`core.venues.sim.single_matching`)
-behind the `Gateway` protocol, driven candle by candle by a `SingleStrategyRunner`.
+behind a synchronous form of the venue contract, driven candle by candle by a `SingleStrategyRunner`
+(paper only; the async `Gateway` of `core.executor.gateway` is the grid family's so far).
 
 One SinglePaperGateway is one paper account for one single-position strategy on one symbol:
 its own cash (USDT), leverage and fees, exactly as `run_single_backtest`, so a paper run over
