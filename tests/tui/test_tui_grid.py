@@ -183,3 +183,14 @@ async def test_grid_screen_narrow_and_wide_layouts(tmp_path: Path) -> None:
                 assert any(k == "entry" for _, _, k in chart.data.fills)
             await pilot.press("n")            # one symbol: stays on it
             assert screen.symbol == "BTC/USDT"
+
+
+def test_the_summary_says_when_the_runner_is_halted() -> None:
+    """A runner halted for want of a stop is said on the Grid screen, not only in the logs."""
+    from tui.screens.grid import summary_text
+    from tui.widgets.ladder import GridView
+
+    v = GridView("BTC/USDT:USDT", "envelope_dca", "1h", "long", 40_000.0, qty=0.5, avg_entry=41_000.0)
+    assert "HALTED" not in summary_text(v)
+    v.halted = "halted: unprotected: no stop at the venue"
+    assert "HALTED: UNPROTECTED: NO STOP AT THE VENUE: entries cancelled and refused, stop kept" in summary_text(v)

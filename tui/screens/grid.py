@@ -119,7 +119,8 @@ def grid_view(api: Any, symbol: str, strategy: str | None = None, snapshot: dict
                     upnl=float(pos.get("unrealized") or 0.0),
                     exposure=qty * price if price is not None else 0.0,
                     exposure_limit=cash * lev if cash else None, cursor_ts=gs.get("cursor_ts"),
-                    cycles=_cycles(gs, runner))
+                    cycles=_cycles(gs, runner),
+                    halted=gs["state"] if str(gs.get("state") or "").startswith("halted") else None)
 
 
 def chart_data(api: Any, view: GridView, n: int = CHART_CANDLES) -> ChartData | None:
@@ -203,6 +204,8 @@ def summary_text(v: GridView) -> str:
     pos = (f"position {fmt_qty(v.qty)} @ {fmt_price(v.avg_entry)} uPnL {fmt_money(v.upnl)}" if v.qty
            else "position: flat")
     lines.append(f"{pos}   {exp}   levels {filled}/{len(v.levels)} filled")
+    if v.halted:
+        lines.append(f"{v.halted.upper()}: entries cancelled and refused, stop kept")
     return "\n".join(lines)
 
 

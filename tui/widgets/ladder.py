@@ -97,6 +97,7 @@ class GridView:
     exposure_limit: float | None = None
     cursor_ts: int | None = None
     cycles: list[dict] = field(default_factory=list)
+    halted: str | None = None           # why the runner refuses entries ("halted: unprotected ..."), or None
 
     def next_level(self) -> LevelView | None:
         return next((lv for lv in self.levels if lv.state != FILLED), None)
