@@ -330,7 +330,7 @@ class GridExecutor:
         rej = self._rejected.get(cid)
         if rej is not None and ts - rej < REJECT_BACKOFF_MS:
             return False
-        if cid in self.unknown:
+        if any(base_client_id(u) == cid for u in self.unknown):
             return False                        # looked up by poll() first, never re-sent blindly
         gate = self.risk_gate
         if gate is None:
@@ -368,11 +368,17 @@ class GridExecutor:
                     deepest = s
         return None if deepest is None else self.venue.price_of(deepest)
 
-    async def _place(self, cid: str, purpose: str, level: int, price: float, qty: float | None, ts: int) -> None:
+    async def _place(self, key: str, purpose: str, level: int, price: float, qty: float | None, ts: int) -> None:
+        """Place the logical order `key`. A venue refuses a client id it saw before, so an
+        order placed again after a cancel (kill switch, halt, risk) continues under the next
+        `<key>a<n>` id the store has not used."""
         store = self.store
         venue = self.venue
         cyc = self.book.cycle
         side = self._entry_side if purpose == "entry" else self._exit_side
+        cid = key
+        while store.known_client_id(cid):
+            cid = self.ids.amended(cid)
         with self._tx():
             iid = store.add_intent(self.runner_id, ts, "place", cid, price)
             store.add_order(cid, self.runner_id, cyc, level, purpose, side, price, "pending", ts)
@@ -390,7 +396,7 @@ class GridExecutor:
             self.unknown.add(cid)
             return
         except OrderRejected as e:
-            self._rejected[cid] = ts
+            self._rejected[key] = ts
             log.warning("%s %s: %s %s rejected by the venue: %s", self.name, self.symbol, purpose, cid, e)
             with self._tx():
                 store.set_order_status(cid, "rejected", ts)
@@ -408,7 +414,7 @@ class GridExecutor:
         with self._tx():
             store.set_order_status(cid, "open", ts)
             store.intent_done(iid)
-        self.orders[cid] = [purpose, level, price, qty or 0.0, 0.0, cid]
+        self.orders[key] = [purpose, level, price, qty or 0.0, 0.0, cid]
         self._publish(IntentEvent(self.name, self.symbol, ts, "place", cid, price),
                       OrderEvent(self.name, self.symbol, ts, cid, purpose, side, price, "open"))
 
@@ -720,14 +726,17 @@ class GridExecutor:
         purpose = "exit" if action == "flatten" else "stop"
         new_row = store.order(client_id) is None
         with self._tx():
-            iid = store.add_intent(self.runner_id, ts, action, client_id, price)
+            iid = store.add_intent(self.runner_id, ts, "flatten:unprotected" if action == "flatten" else action,
+                                   client_id, price)
             if new_row:
                 store.add_order(client_id, self.runner_id, self.book.cycle, -1, purpose, self._exit_side, price,
                                 "pending", ts)
         self._durable()
 
         def settle(outcome: str) -> None:
-            with self._tx():
+            if outcome == "done" and purpose == "exit":
+                return                  # pending until the exit is recorded (`_record_exit`): a crash
+            with self._tx():            # in between is found by the restart's reconciliation
                 store.intent_done(iid, outcome)
                 if new_row and outcome == "failed":
                     store.set_order_status(client_id, "cancelled", self.clock_ms())
@@ -812,7 +821,7 @@ class GridExecutor:
         cid = self.ids(cyc, -1, "exit")
         store = self.store
         with self._tx():
-            iid = store.add_intent(self.runner_id, ts, "flatten", cid, price)
+            iid = store.add_intent(self.runner_id, ts, f"flatten:{reason}", cid, price)
             store.add_order(cid, self.runner_id, cyc, -1, "exit", self._exit_side, price, "pending", ts)
         self._durable()
         self._publish(IntentEvent(self.name, self.symbol, ts, "flatten", cid, price))
@@ -828,9 +837,9 @@ class GridExecutor:
                 store.set_order_status(cid, "cancelled", ts)
                 store.intent_done(iid, "failed")
             raise
-        with self._tx():
-            store.intent_done(iid)
-        if fill is None:
+        if fill is None:                          # flat already: nothing was executed under this id
+            with self._tx():
+                store.intent_done(iid)
             await self.exit_seen_flat(ts)
             return None
         x = fill.price if fill.price > 0 else (price or book.avg_entry)
@@ -905,6 +914,7 @@ class GridExecutor:
                 store.set_order_status(stop_cid, "cancelled", ts)
             store.add_position(self.runner_id, ts, 0.0, None, None, None, 0)
             store.add_cycle(self.runner_id, cyc_idx, cycle)
+            store.intents_done(cid)                  # the market exit's write-ahead intent, if any
             if self.venue.external:                  # stops whose outcome was never known went with the position
                 store.void_pending(self.runner_id, cyc_idx, ("stop",), ts)
             if self.venue.external:

@@ -162,7 +162,8 @@ async def reconcile(ex: GridExecutor, ts: int, alert=None, adopt_history: bool =
             elif row is not None and row["purpose"] == "stop" and st.status == "open":
                 ex.stop_cid = cid
             act("adopted", cid, f"{action} before the crash: {st.status}, filled {st.filled:g} of {st.qty}")
-        elif action == "flatten":
+        elif action.partition(":")[0] == "flatten":     # "flatten:<reason>" ("flatten": older records)
+            reason = action.partition(":")[2] or "kill"
             st = None
             try:
                 st = await venue.fetch_order_state(cid)
@@ -171,7 +172,7 @@ async def reconcile(ex: GridExecutor, ts: int, alert=None, adopt_history: bool =
             if st is not None and st.filled > 0 and book.qty > 0:
                 with ex._tx():
                     store.intent_done(it["id"])
-                ex._record_exit(cid, "exit", float(st.avg_price or book.avg_entry), "kill", st.fee, ts)
+                ex._record_exit(cid, "exit", float(st.avg_price or book.avg_entry), reason, st.fee, ts)
                 act("filled_while_down", cid, f"market exit at {st.avg_price}")
             else:
                 with ex._tx():

@@ -251,6 +251,11 @@ class StateStore:
             f"SELECT {', '.join(cols)} FROM trading_orders WHERE runner_id=? AND status IN ({marks}) "
             "ORDER BY created_ts, rowid", (runner_id, *statuses))]
 
+    def intents_done(self, client_id: str) -> None:
+        """The order's pending intents are settled (its outcome is recorded)."""
+        self.conn.execute("UPDATE trading_intents SET status='done' WHERE client_id=? AND status='pending'",
+                          (client_id,))
+
     def void_pending(self, runner_id: int, cycle: int, purposes: tuple[str, ...], ts: int) -> int:
         """A cycle closed: its orders of `purposes` still `pending` (an outcome never known, e.g.
         a stop the venue cancels with the position anyway) become `cancelled`, their pending

@@ -18,9 +18,9 @@ import yaml
 
 from core.backtest.event_engine import run_event_backtest
 from core.backtest.loading import load_from_file
+from core.backtest.report import build_report
 from core.engine.api import EngineAPI
 from core.engine.engine import CandleSource, Engine, RunnerSpec
-from core.backtest.report import build_report
 from core.events.bus import FillEvent, KillSwitchEvent, RiskRejection
 from core.executor.kill_switch import KillSwitch
 from core.executor.state_store import EngineLock, StateStore

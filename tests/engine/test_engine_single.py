@@ -9,9 +9,9 @@ import math
 
 from core.backtest.event_engine import run_event_backtest
 from core.backtest.loading import load_from_file
+from core.backtest.report import build_report
 from core.data.replay import ReplayFeed
 from core.engine.engine import CandleSource, Engine, RunnerSpec
-from core.backtest.report import build_report
 from core.events.bus import RiskRejection
 from core.executor.state_store import StateStore
 from core.model.account import Account

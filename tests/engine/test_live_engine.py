@@ -37,7 +37,6 @@ from tests.support.bitget_private_stub import (
 from tests.support.live_harness import PREFIX, STUB_SYM, LiveHarness
 
 
-
 def sent_client_ids(stub: BitgetPrivateStub) -> list[str]:
     """Every client id of ours the stand-in was asked to create: placed orders and the new ids of
     amended ones (Bitget re-creates an amended order under `newClientOid`)."""

@@ -43,7 +43,6 @@ from tests.support.bitget_private_stub import (
 from tests.support.live_harness import PREFIX, STUB_SYM, LiveHarness
 
 
-
 class HoldingFeed:
     """A replay that, after its last candle, stays open (like a live feed between candles), so
     the engine keeps running its protection loop until the test stops it."""

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from core.backtest.loading import load_from_file
-from core.backtest.single_driver import run_single_backtest
 from core.backtest.report import build_report
+from core.backtest.single_driver import run_single_backtest
 from core.engine.single_runner import SingleStrategyRunner
 from core.errors import RadarError
 from core.events.bus import EventBus, FillEvent, OrderEvent, PositionEvent, RiskRejection

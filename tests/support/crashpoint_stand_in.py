@@ -11,14 +11,23 @@
   any injected fault) as (endpoint, client id, accepted): placed orders (place-order
   `clientOid`), amended-to orders (modify-order `newClientOid`) and stops (place-tpsl-order
   `clientOid`). A client id of ours in it twice means it was SENT twice (`duplicate_sends`),
-  whatever the exchange answered.
+  whatever the exchange answered;
+* `hold_exit_at = n`: the n-th market exit of ours (client id `...-x`, counted in `exits_seen`
+  from the start) is executed (the position closed, the fill booked) but its answer is held
+  back: `exit_held` is set and the request hangs until `release()` or the stand-in closes. A
+  test kills the engine meanwhile: the close happened, the engine never heard of it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
 from typing import Any
 
 from tests.support.bitget_private_stub import MODIFY_ORDER, PLACE_ORDER, PLACE_TPSL, BitgetPrivateStub
+
+_EXIT = re.compile(r"-\d+-x$")        # a market exit's client id (core.executor.client_ids)
 
 
 class CrashStandIn(BitgetPrivateStub):
@@ -29,6 +38,10 @@ class CrashStandIn(BitgetPrivateStub):
         self.walked_until = 0                  # close time (ms) of the last candle walked
         self.rewalks = 0                       # /test/mark walks skipped (candle walked already)
         self.created: list[tuple[str, str, bool]] = []
+        self.exits_seen = 0
+        self.hold_exit_at: int | None = None
+        self.exit_held = asyncio.Event()
+        self._release = asyncio.Event()
 
     async def _control_mark(self, q: dict) -> Any:
         now = int(q.get("now_ms") or 0)
@@ -46,7 +59,20 @@ class CrashStandIn(BitgetPrivateStub):
         return res
 
     async def _place_order(self, q: dict) -> Any:
-        return self._note(PLACE_ORDER, q.get("clientOid"), await super()._place_order(q))
+        cid = q.get("clientOid")
+        res = self._note(PLACE_ORDER, cid, await super()._place_order(q))
+        if cid and _EXIT.search(cid) and not callable(res):
+            self.exits_seen += 1
+            if self.exits_seen == self.hold_exit_at:
+                self.exit_held.set()
+                self._release.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._release.wait(), 30)
+        return res
+
+    def release(self) -> None:
+        """Let a held exit answer go (its engine is gone: nobody reads it)."""
+        self._release.set()
 
     async def _modify_order(self, q: dict) -> Any:
         return self._note(MODIFY_ORDER, q.get("newClientOid"), await super()._modify_order(q))

@@ -223,6 +223,21 @@ def _rows(call: str, data: dict, key: str) -> list[dict]:
     return [_row(call, r, key) for r in v]
 
 
+def _names_an_order(res: Any) -> bool:
+    """True when a write's parsed answer names an order (ccxt's order dict with an id or a
+    client id, or Bitget's raw envelope with orderId / clientOid or a success list)."""
+    if not isinstance(res, dict):
+        return False
+    if res.get("id") or res.get("clientOrderId"):
+        return True
+    info = res.get("info")
+    if isinstance(info, dict):
+        data = info.get("data", info)
+        if isinstance(data, dict) and (data.get("orderId") or data.get("clientOid") or data.get("successList")):
+            return True
+    return False
+
+
 class CcxtGateway:
     """Bitget USDT-M for one symbol (see the module docstring).
 
@@ -289,13 +304,24 @@ class CcxtGateway:
         raise GatewayUnavailable("unreachable")  # pragma: no cover
 
     async def _write(self, op: str, cid: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """One order-changing call. Its answer must be Bitget's: an order (create, amend, cancel)
+        names its orderId or clientOid; anything else (an HTML page with HTTP 200, an empty body)
+        is NOT a success: OrderUnknown for a create / amend (the order may exist: looked up by
+        client id), GatewayUnavailable for a cancel (retried)."""
         try:
-            return await self._call(fn, *args, **kwargs)
+            res = await self._call(fn, *args, **kwargs)
         except Exception as e:
             err = map_error(e, op=op, client_id=cid, headers=self._headers())
             if isinstance(err, OrderUnknown):
                 self._unknown[cid] = time.monotonic()
             raise err from e
+        if op in ("create", "amend", "cancel") and not _names_an_order(res):
+            what = f"{op} {cid}: the answer is not Bitget's ({str(res)[:120]!r})"
+            if op == "cancel":
+                raise GatewayUnavailable(what + "; retried")
+            self._unknown[cid] = time.monotonic()
+            raise OrderUnknown(cid, what + "; looked up by client id before anything is re-sent")
+        return res
 
     def _p(self, **extra: Any) -> dict:
         return {"productType": PRODUCT_TYPE, **extra}
