@@ -211,6 +211,9 @@ class GridRunner(RunnerBase):
                 now = ts if own_tx else self.clock_ms()
                 trading = self.state == READY
                 if trading:
+                    busy = ex.symbol_busy
+                    if busy is not None and self.book.qty <= 0 and ex.orders and busy():
+                        await self._guarded(ex.cancel_entries(now))   # another runner took the symbol meanwhile
                     await venue.on_candle(ts, o, h, lo, c)
                     await self._guarded(ex.poll(now))
                     if not venue.rests_take_profit:

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: relative qty difference below which a resting entry is not re-sized
 QTY_TOLERANCE = 0.001
+#: status of an order the venue never took (not sent, or looked up and absent): its id may be sent again
+UNSENT = "unsent"
 #: a venue position smaller than the book's by more than this fraction was partly closed at the venue
 REDUCED_FRACTION = 1e-6
 #: an entry the venue rejected is not re-sent for this long (ms of the executor's clock)
@@ -371,13 +373,15 @@ class GridExecutor:
     async def _place(self, key: str, purpose: str, level: int, price: float, qty: float | None, ts: int) -> None:
         """Place the logical order `key`. A venue refuses a client id it saw before, so an
         order placed again after a cancel (kill switch, halt, risk) continues under the next
-        `<key>a<n>` id the store has not used."""
+        `<key>a<n>` id that never reached the venue. An id recorded `unsent` (the venue never
+        took it) is sent again as it is: should the first request arrive late after all, the
+        venue's duplicate rule keeps it from becoming a second order."""
         store = self.store
         venue = self.venue
         cyc = self.book.cycle
         side = self._entry_side if purpose == "entry" else self._exit_side
         cid = key
-        while store.known_client_id(cid):
+        while (row := store.order(cid)) is not None and row["status"] != UNSENT:
             cid = self.ids.amended(cid)
         with self._tx():
             iid = store.add_intent(self.runner_id, ts, "place", cid, price)
@@ -407,7 +411,7 @@ class GridExecutor:
         except GatewayError as e:
             log.warning("%s: not sent (%s); placed again on the next quote", cid, e)
             with self._tx():
-                store.set_order_status(cid, "cancelled", ts)
+                store.set_order_status(cid, UNSENT, ts)
                 store.intent_done(iid, "failed")
             return
         crashpoint("after_send_before_record")
@@ -576,9 +580,9 @@ class GridExecutor:
         pend = [i for i in store.pending_intents(self.runner_id) if i["client_id"] == vid]
         found = self._logical(vid)
         if st is None:
-            log.info("%s was never placed: marked cancelled", vid)
+            log.info("%s was never placed: marked unsent", vid)
             with self._tx():
-                store.set_order_status(vid, "cancelled", ts)
+                store.set_order_status(vid, UNSENT, ts)
                 for i in pend:
                     store.intent_done(i["id"], "failed")
             if found is not None and len(found[1]) > 6:        # a renaming amend that did not happen

@@ -45,6 +45,7 @@ from core.errors import RadarError
 from core.events.bus import ReconcileEvent
 from core.executor.client_ids import base_client_id, parse_client_id
 from core.executor.crashpoints import crashpoint
+from core.executor.grid_executor import UNSENT
 from core.model.errors import OrderNotFound
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ async def reconcile(ex: GridExecutor, ts: int, alert=None, adopt_history: bool =
             if st is None or st.status in ("cancelled", "rejected"):
                 with ex._tx():
                     if action != "stop_resize":
-                        store.set_order_status(cid, "cancelled", ts)
+                        store.set_order_status(cid, UNSENT if st is None else st.status, ts)
                     store.intent_done(it["id"], "failed")
                 act("never_sent", cid, f"the crash came before the venue took the {action}")
                 continue
