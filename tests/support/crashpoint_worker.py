@@ -30,13 +30,11 @@ import json
 import os
 import signal
 import sys
-import urllib.request
 from pathlib import Path
 
 from core.data.download import override_api_urls
-from core.data.feed import ClosedCandle
 from core.venues.bitget.gateway import CcxtGateway, ReadRetry, make_exchange
-from tests.support.live_harness import STUB_SYM, LiveHarness, exchange_cfg, futures_candles
+from tests.support.live_harness import LiveHarness, exchange_cfg, futures_candles, remote_mark_walker
 
 
 class _RemoteStub:
@@ -92,15 +90,7 @@ def main() -> int:
     if kill_on:
         h.alerts = _KillingAlerts(kill_on[0], int(kill_on[1]))
 
-    def walk(ev) -> None:
-        if type(ev) is not ClosedCandle:
-            return
-        o, hi, lo, c = ev.open, ev.high, ev.low, ev.close
-        path = (o, lo, hi, c) if c >= o else (o, hi, lo, c)
-        body = json.dumps({"symbol": STUB_SYM, "path": path, "now_ms": ev.ts + 3_600_000}).encode()
-        req = urllib.request.Request(url + "/test/mark", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).read()
+    walk = remote_mark_walker(url)
 
     async def run() -> None:
         eng = h.engine()

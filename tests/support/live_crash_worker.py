@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import urllib.request
 from pathlib import Path
 
-from core.data.feed import ClosedCandle
-from tests.support.live_harness import STUB_SYM, LiveHarness, futures_candles
+from tests.support.live_harness import LiveHarness, futures_candles, remote_mark_walker
 from tests.support.shared_data import shared_file
 
 
@@ -31,15 +29,7 @@ def main() -> int:
     candles = futures_candles(shared_file("binance-spot/BTC_USDT-1h.json.gz"), n)
     h = LiveHarness(_RemoteStub(url), db, candles)
 
-    def walk(ev) -> None:
-        if type(ev) is not ClosedCandle:
-            return
-        o, hi, lo, c = ev.open, ev.high, ev.low, ev.close
-        path = (o, lo, hi, c) if c >= o else (o, hi, lo, c)
-        body = json.dumps({"symbol": STUB_SYM, "path": path, "now_ms": ev.ts + 3_600_000}).encode()
-        req = urllib.request.Request(url + "/test/mark", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).read()
+    walk = remote_mark_walker(url)
 
     async def run() -> None:
         eng = h.engine()

@@ -99,10 +99,8 @@ class LiveHarness:
         if type(ev) is not ClosedCandle:
             return
         self.check_protected(ev.ts)
-        o, h, lo, c = ev.open, ev.high, ev.low, ev.close
-        path = (o, lo, h, c) if c >= o else (o, h, lo, c)
         self.stub.public.now_ms = ev.ts + 3_600_000
-        for p in path:
+        for p in candle_path(ev):
             self.stub.set_mark(STUB_SYM, p)
 
     def check_protected(self, ts: int) -> None:
@@ -116,3 +114,25 @@ class LiveHarness:
                 await gw.close()
             except Exception:
                 pass
+
+
+def candle_path(ev) -> tuple[float, float, float, float]:
+    """The intrabar path of a closed candle (spec): green or flat O-L-H-C, red O-H-L-C."""
+    o, hi, lo, c = ev.open, ev.high, ev.low, ev.close
+    return (o, lo, hi, c) if c >= o else (o, hi, lo, c)
+
+
+def remote_mark_walker(url: str):
+    """A feed listener for an engine in another process than the stand-in: POSTs each closed
+    candle's path to the stand-in's /test/mark (which also checks the position's stop first)."""
+    import json
+    import urllib.request
+
+    def walk(ev) -> None:
+        if type(ev) is not ClosedCandle:
+            return
+        body = json.dumps({"symbol": STUB_SYM, "path": candle_path(ev), "now_ms": ev.ts + 3_600_000}).encode()
+        req = urllib.request.Request(url + "/test/mark", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+    return walk
