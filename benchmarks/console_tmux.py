@@ -109,10 +109,13 @@ class Tmux:
         return int(v) if v.isdigit() else None
 
     def dead(self) -> tuple[bool, int | None]:
+        """(the pane's process ended, its exit status). tmux marks a pane dead a moment before it
+        knows the status: a dead pane without a status yet counts as not dead (polled again)."""
         v = self.pane("#{pane_dead} #{pane_dead_status}").split()
         if not v:
             return True, None
-        return v[0] == "1", (int(v[1]) if len(v) > 1 and v[1].lstrip("-").isdigit() else None)
+        status = int(v[1]) if len(v) > 1 and v[1].lstrip("-").isdigit() else None
+        return v[0] == "1" and status is not None, status
 
     def kill(self) -> None:
         self.cmd("kill-server", check=False)
