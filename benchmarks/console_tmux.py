@@ -83,6 +83,7 @@ class Tmux:
         self.conf = workdir / "tmux.conf"
         self.conf.write_text("set -g remain-on-exit on\nset -g status off\nset -g history-limit 2000\n")
         self.session = "radar"
+        self.status_file = workdir / "exit_status"
 
     def cmd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([TMUX, "-L", self.socket, "-f", str(self.conf), *args], capture_output=True,
@@ -90,8 +91,10 @@ class Tmux:
 
     def start(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
         envs = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        # the shell also writes the exit status to a file: tmux does not always report it
+        line = " ".join(_quote(a) for a in command) + f"; echo $? > {_quote(str(self.status_file))}"
         self.cmd("new-session", "-d", "-s", self.session, "-x", str(self.size[0]), "-y", str(self.size[1]),
-                 "-c", str(cwd), *envs, " ".join(_quote(a) for a in command))
+                 "-c", str(cwd), *envs, line)
 
     def capture(self) -> str:
         r = self.cmd("capture-pane", "-p", "-t", self.session, check=False)
@@ -113,9 +116,18 @@ class Tmux:
         knows the status: a dead pane without a status yet counts as not dead (polled again)."""
         v = self.pane("#{pane_dead} #{pane_dead_status}").split()
         if not v:
-            return True, None
+            return True, self._status_from_file()
         status = int(v[1]) if len(v) > 1 and v[1].lstrip("-").isdigit() else None
+        if status is None:
+            status = self._status_from_file()
         return v[0] == "1" and status is not None, status
+
+    def _status_from_file(self) -> int | None:
+        try:
+            text = self.status_file.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.lstrip("-").isdigit() else None
 
     def kill(self) -> None:
         self.cmd("kill-server", check=False)
