@@ -33,9 +33,9 @@ Capabilities (class attributes):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
-from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo
+from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo, VenueTrade
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +131,14 @@ class Gateway(Protocol):
     async def fetch_closing_fill(self, entry_side: str, qty: float) -> ClosingFill | None:
         """How the position (of `qty` base units, opened by `entry_side` orders) was closed,
         None when the venue's fills do not show it. Raises GatewayError when the read fails."""
+        ...
+
+    async def fetch_recent_trades(self, enough: Callable[[list[VenueTrade]], bool]) -> list[VenueTrade]:
+        """The account's most recent trades of the symbol, read newest first (page by page on
+        an exchange) until `enough(trades_so_far_newest_first)` says True or the list ends;
+        returned OLDEST first (by ts, then seq). Used to put fills that one poll found in
+        their real order (a stop-out and a later entry fill seen together). Raises
+        GatewayError when a read fails, MalformedAnswer."""
         ...
 
     async def fetch_balance(self) -> float:

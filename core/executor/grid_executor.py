@@ -49,6 +49,7 @@ from typing import Any, Callable
 from core.events.bus import EventBus, FillEvent, IntentEvent, OrderEvent, PositionEvent, RiskRejection
 from core.executor.client_ids import ClientIds, base_client_id
 from core.executor.crashpoints import crashpoint
+from core.executor.fill_order import Wanted, pick_unbooked
 from core.executor.gateway import Gateway
 from core.executor.kill_switch import KillSwitch
 from core.executor.protection import Protection, UnprotectedPosition
@@ -56,7 +57,7 @@ from core.executor.state_store import StateStore
 from core.model.account import Account
 from core.model.errors import DuplicateClientId, GatewayError, OrderNotFound, OrderRejected, OrderUnknown
 from core.model.fills import ENTRY, EXIT, Fill
-from core.model.orders import GatewayFill, OrderRequest
+from core.model.orders import GatewayFill, OrderRequest, OrderState, VenueTrade
 from core.model.position import PositionBook
 from core.model.sides import LONG, entry_side, exit_side
 from core.strategies.base import GridStrategy
@@ -69,6 +70,10 @@ QTY_TOLERANCE = 0.001
 UNSENT = "unsent"
 #: a venue position smaller than the book's by more than this fraction was partly closed at the venue
 REDUCED_FRACTION = 1e-6
+#: polls in a row that may defer fills whose order the venue's trade list does not show yet
+ORDER_TRIES = 3
+#: a market exit that closed more than the book holds by this fraction means entry fills not read yet
+EXIT_QTY_SLACK = 0.01
 #: an entry the venue rejected is not re-sent for this long (ms of the executor's clock)
 REJECT_BACKOFF_MS = 3_600_000
 
@@ -150,6 +155,9 @@ class GridExecutor:
         self.sizing_reserve = float(sizing_reserve)
         self.orders: dict[str, list] = {}
         self.unknown: set[str] = set()
+        self._order_tries = 0             # polls in a row that deferred fills of unclear order
+        self._polls = 0                   # polls so far (deferrals count once per poll)
+        self._deferred_at = -1            # the poll of the last deferral
         self.blocked: str | None = None
         self.halted: str | None = None
         self.stop_cid: str | None = None
@@ -233,7 +241,13 @@ class GridExecutor:
 
     # ---------------------------------------------------------------- 1. orders
     async def sync_orders(self, ts: int) -> None:
-        """Make the venue's resting orders match the strategy's quote (module docstring)."""
+        """Make the venue's resting orders match the strategy's quote (module docstring). Not
+        while fills of the last poll wait to be booked in the venue's order (`poll`): an amend
+        would re-create a partly filled entry whose fills the book does not hold yet."""
+        if self._order_tries:
+            log.warning("%s %s: resting orders left as they are until the last fills are booked", self.name,
+                        self.symbol)
+            return
         book = self.book
         strat = self.strategy
         venue = self.venue
@@ -508,19 +522,56 @@ class GridExecutor:
     # ---------------------------------------------------------------- 2. fills
     async def poll(self, ts: int) -> bool:
         """Look up unknown orders, apply the fills of the resting entries, protect the position,
-        and detect a position the venue closed. True when anything changed."""
+        and detect a position the venue closed. True when anything changed.
+
+        When an entry filled more AND the venue's position shrank since the last poll, the fills
+        are booked in the venue's own order, read from its trade list
+        (`core.executor.fill_order`): a stop-out followed by an entry fill closes the old cycle
+        and opens a new one. If the trade list cannot be read or does not add up, nothing is
+        booked this time (the position is still protected) and the next poll tries again;
+        after `ORDER_TRIES` such polls the fills are booked in the order-level way (entries
+        first), with an error logged."""
+        before = self._order_tries
+        changed = await self._poll(ts)
+        if self._order_tries == before:
+            self._order_tries = 0                   # nothing was left for later this time
+        return changed
+
+    async def _poll(self, ts: int) -> bool:
+        self._polls += 1
         changed = False
-        if self.pending_exit is not None:
-            changed |= await self._resolve_exit(ts)
         for vid in list(self.unknown):
             changed |= await self._resolve_unknown(vid, ts)
-        filled = False
-        for cid, rec in list(self.orders.items()):
-            if rec[PURPOSE] == "entry":
-                filled |= await self._refresh(cid, rec, ts)
+        states = [(cid, rec, await self._read_state(rec)) for cid, rec in list(self.orders.items())
+                  if rec[PURPOSE] == "entry"]
         book = self.book
+        pos = None
         if book.qty > 0:
             pos = await self.venue.fetch_position()
+            new = sum(st.filled - rec[FILLED] for _, rec, st in states
+                      if st is not None and st.filled > rec[FILLED] + 1e-12)
+            if new > 0 and pos.qty < (book.qty + new) * (1.0 - REDUCED_FRACTION):
+                why = await self._book_in_venue_order(states, book.qty + new - pos.qty)
+                if why is None:
+                    self._order_tries = 0
+                    crashpoint("after_fill_before_stop")
+                    await self.protect(ts)
+                    return True
+                if self._defer_fills(f"an entry filled and the position shrank, but the trade list {why}"):
+                    await self.protect(ts)          # the venue's position keeps a stop meanwhile
+                    return changed
+        if self.pending_exit is not None:
+            if await self._resolve_exit(ts):
+                return True
+            if self.pending_exit is not None:     # executed, but the book misses fills: next poll
+                await self.protect(ts)
+                return changed
+        filled = False
+        for cid, rec, st in states:
+            filled |= self._apply_state(cid, rec, st, ts)
+        if book.qty > 0:
+            if pos is None:
+                pos = await self.venue.fetch_position()
             if pos.qty == 0:
                 await self.exit_seen_flat(ts)
                 return True
@@ -533,6 +584,86 @@ class GridExecutor:
             changed = True
         return changed
 
+    async def _book_in_venue_order(self, states: list[tuple[str, list, OrderState | None]],
+                                   closed: float) -> str | None:
+        """Book this poll's entry fills and the venue's closes (`closed` base units) in the order
+        of the venue's trade list, each at its own price, fee and time. None when booked, else
+        why nothing was booked (the list cannot be read or does not add up)."""
+        wanted = [Wanted(cid, st.order_id, rec[VENUE_ID], st.filled - rec[FILLED]) for cid, rec, st in states
+                  if st is not None and st.filled > rec[FILLED] + 1e-12]
+        side = self._exit_side
+        try:
+            trades = await self.venue.fetch_recent_trades(
+                lambda newest: pick_unbooked(newest, wanted, side, closed)[1])
+        except GatewayError as e:
+            return f"could not be read ({e})"
+        events, complete = pick_unbooked(trades[::-1], wanted, side, closed)
+        if not complete:
+            return "does not add up yet"
+        exit_ids: set[str] = set()
+        if self.pending_exit is not None:             # our market exit whose answer was lost
+            try:
+                est = await self.venue.reconcile_order(self.pending_exit[0])
+            except GatewayError as e:
+                return f"could not be read (the market exit: {e})"
+            exit_ids = {self.pending_exit[0]} | ({est.order_id} if est is not None and est.order_id else set())
+        log.warning("%s %s: an entry filled and the position was closed in the same poll: booked in the venue's "
+                    "order (%d trades)", self.name, self.symbol, len(events))
+        found = {cid: (rec, st) for cid, rec, st in states}
+        last = {e.key: i for i, e in enumerate(events) if e.key is not None}
+        closes: list[VenueTrade] = []
+        for i, e in enumerate(events):
+            t = e.trade
+            if e.key is None:
+                closes.append(t)
+                continue
+            if closes:
+                self._book_close(closes, exit_ids)
+                closes = []
+            rec, st = found[e.key]
+            final = last[e.key] == i
+            self._entry_fill(e.key, rec, t.price, t.qty, t.fee, final and st.status == "filled", t.ts)
+            rec[FILLED] = st.filled if final else rec[FILLED] + t.qty
+            if final and st.status != "open":
+                self.orders.pop(e.key, None)
+        if closes:
+            self._book_close(closes, exit_ids)
+        return None
+
+    def _book_close(self, trades: list[VenueTrade], exit_ids: set[str] = frozenset()) -> None:
+        """The venue closed (part of) the position by `trades` (a stop; the simulated venue's
+        take-profit; our market exit whose answer was lost, when a trade belongs to `exit_ids`,
+        its client / order ids): a full close records the cycle, a part is a partial close."""
+        book = self.book
+        q = sum(t.qty for t in trades)
+        px = sum(t.price * t.qty for t in trades) / q
+        fee = sum(t.fee for t in trades)
+        tts = trades[-1].ts
+        if book.qty <= 0:
+            log.error("%s %s: the venue reports a close of %.6g at %.6g with no position in the book", self.name,
+                      self.symbol, q, px)
+            return
+        if q < book.qty * (1.0 - REDUCED_FRACTION):
+            self._book_reduction(q, px, fee, tts)
+            return
+        ours = self.pending_exit if exit_ids and any(t.client_id in exit_ids or t.order_id in exit_ids
+                                                      for t in trades) else None
+        if ours is not None:
+            cid, iid, reason = ours
+            self.pending_exit = None
+            with self._tx():
+                self.store.intent_done(iid)
+            self._record_exit(cid, "exit", px, reason, fee, tts)
+            return
+        reason = trades[-1].reason or "sl"
+        if reason == "tp":
+            cid, purpose = self.ids(book.cycle, -1, "take_profit"), "take_profit"
+        else:
+            cid, purpose = self.stop_cid or self.ids(book.cycle, -1, "stop"), "stop"
+        log.warning("%s %s: the venue closed the position (stop %.6g, filled at %.6g)", self.name, self.symbol,
+                    book.stop, px)
+        self._record_exit(cid, purpose, px, reason, fee, tts)
+
     async def _reduced(self, qty: float, ts: int) -> None:
         """The venue closed `qty` of the position (a stop an entry carried triggered for its part
         before the whole-position stop was re-sized): booked at the venue's closing fills when it
@@ -542,11 +673,19 @@ class GridExecutor:
         fee = None
         try:
             got = await self.venue.fetch_closing_fill(self._entry_side, qty)
+            why = "do not add up yet"
         except GatewayError as e:
-            log.warning("%s %s: the partial close's fills could not be read (%s)", self.name, self.symbol, e)
             got = None
+            why = f"could not be read ({e})"
+        if got is None and self._defer_fills(f"part of the position was closed at the venue, but its fills {why}"):
+            return
         if got is not None:
             price, fee = got.price, got.fee
+        self._book_reduction(qty, price, fee, ts)
+
+    def _book_reduction(self, qty: float, price: float, fee: float | None, ts: int) -> None:
+        """Book a partial close of `qty` at `price` (fee USDT; None = the taker fee), reason "sl"."""
+        book = self.book
         f = qty * price * book.taker_fee if fee is None else abs(fee)
         book.reduce(qty, price, f)
         book.note_fill(Fill(len(book.fills), EXIT, "sl", -1, self._exit_side, ts, price, qty, f))
@@ -612,11 +751,19 @@ class GridExecutor:
 
     async def _refresh(self, cid: str, rec: list, ts: int, cancelled: bool = False) -> bool:
         """Apply new fills of one entry order; drop it when done. True when it filled more."""
-        vid = rec[VENUE_ID]
+        return self._apply_state(cid, rec, await self._read_state(rec), ts, cancelled)
+
+    async def _read_state(self, rec: list) -> OrderState | None:
+        """The venue's state of one of our orders, None when the venue does not know it."""
         try:
-            st = await self.venue.fetch_order_state(vid)
+            return await self.venue.fetch_order_state(rec[VENUE_ID])
         except OrderNotFound:
-            st = None
+            return None
+
+    def _apply_state(self, cid: str, rec: list, st: OrderState | None, ts: int, cancelled: bool = False) -> bool:
+        """Book what `st` says of one entry order beyond what was booked; drop the order when
+        done. True when it filled more."""
+        vid = rec[VENUE_ID]
         more = False
         if st is not None and st.filled > rec[FILLED] + 1e-12:
             inc = st.filled - rec[FILLED]
@@ -680,7 +827,8 @@ class GridExecutor:
         exit_cid = self.ids(cyc, -1, "exit")
         try:
             res = await self.protection.ensure_stop(stop_cid, self.venue.price_of(book.stop), exit_cid,
-                                                    record=self._record_protection)
+                                                    record=self._record_protection,
+                                                    placed=self.stop_cid is not None and self.venue.external)
         except UnprotectedPosition:
             await self.halt(UNPROTECTED, ts)
             raise
@@ -854,6 +1002,11 @@ class GridExecutor:
         """A market exit whose outcome was unknown: filled -> recorded, absent -> void."""
         cid, iid, reason = self.pending_exit
         st = await self.venue.reconcile_order(cid)
+        book = self.book
+        if (st is not None and self.venue.external and st.filled > book.qty * (1.0 + EXIT_QTY_SLACK)
+                and self._defer_fills(f"the market exit {cid} closed {st.filled:g}, more than the book's "
+                                      f"{book.qty:g} (entry fills not read yet)")):
+            return False
         self.pending_exit = None
         if st is not None and st.filled > 0 and self.book.qty > 0:
             with self._tx():
@@ -865,11 +1018,14 @@ class GridExecutor:
             self.store.intent_done(iid, "failed" if st is None else "done")
         return False
 
-    async def exit_seen_flat(self, ts: int) -> None:
+    async def exit_seen_flat(self, ts: int, defer: bool = True) -> None:
         """The venue holds no position though the book does: it was closed at the venue (the
-        stop; the simulated take-profit). Recorded at the venue's own closing fills when it
-        reports them, else at the stop's trigger price with the taker fee; reason "sl" unless
-        the venue says otherwise."""
+        stop; the simulated take-profit). Recorded at the venue's own closing fills, reason "sl"
+        unless the venue says otherwise. When the venue's fills cannot be read or do not add up
+        yet, nothing is booked (`defer`; the next poll tries again, resting orders are left
+        alone meanwhile); after `ORDER_TRIES` polls, or with `defer` False (a restart's
+        reconciliation), the exit is booked at the stop's trigger price with the taker fee and
+        an error is logged."""
         book = self.book
         if book.qty <= 0:
             return
@@ -880,10 +1036,12 @@ class GridExecutor:
         xts = ts
         try:
             got = await self.venue.fetch_closing_fill(self._entry_side, book.qty)
+            why = "do not add up yet"
         except GatewayError as e:
-            log.warning("%s %s: the closing fills could not be read (%s): recorded at the trigger price",
-                        self.name, self.symbol, e)
             got = None
+            why = f"could not be read ({e})"
+        if got is None and self._defer_fills(f"the position was closed at the venue, but its fills {why}", defer):
+            return
         if got is not None:
             price, fee = got.price, got.fee
             reason = got.reason or "sl"
@@ -897,6 +1055,22 @@ class GridExecutor:
             log.warning("%s %s: the exchange closed the position (stop %.6g, filled at %.6g)", self.name,
                         self.symbol, book.stop, price)
         self._record_exit(cid, purpose, price, reason, fee, xts)
+
+    def _defer_fills(self, why: str, defer: bool = True) -> bool:
+        """Fills the venue made cannot be booked right now (`why`): True = leave them to the next
+        poll (resting orders are left alone until then, `sync_orders`); False = book them the
+        fallback way now (after `ORDER_TRIES` polls in a row, or `defer` False), logged as an
+        error."""
+        if self._deferred_at != self._polls:          # counted once per poll
+            self._deferred_at = self._polls
+            self._order_tries += 1
+        if defer and self._order_tries < ORDER_TRIES:
+            log.warning("%s %s: %s: booked at the next poll", self.name, self.symbol, why)
+            return True
+        log.error("%s %s: %s (%d tries): booked without the venue's fills (the stop's price, the taker fee)",
+                  self.name, self.symbol, why, self._order_tries)
+        self._order_tries = 0
+        return False
 
     def _record_exit(self, cid: str, purpose: str, price: float, reason: str, fee: float | None, ts: int) -> None:
         book = self.book

@@ -146,8 +146,11 @@ class Protection:
             await self.sleep(wait)
 
     async def ensure_stop(self, stop_cid: str, stop_price: float, exit_cid: str,
-                          record: Record = _noop_record) -> ProtectionResult:
-        """Place or re-size the whole-position stop (module docstring). Raises UnprotectedPosition."""
+                          record: Record = _noop_record, placed: bool = False) -> ProtectionResult:
+        """Place or re-size the whole-position stop (module docstring). `placed`: `stop_cid` was
+        sent to the venue before, so when no stop is live it is gone (triggered, cancelled) and
+        the new stop gets a fresh id (`ClientIds.recreated`) instead of a refused duplicate.
+        Raises UnprotectedPosition."""
         self.wanted = (stop_cid, stop_price, exit_cid)
         last: Exception | None = None
         cid = stop_cid
@@ -169,6 +172,8 @@ class Protection:
                         await _sent(settle, gw.amend_order(live.client_id, stop_price, pos.qty))
                     await self._drop_presets()
                     return ProtectionResult("protected", live.client_id, pos.qty)
+                if placed and cid == stop_cid:
+                    cid = ClientIds.recreated(cid)         # the stop sent under stop_cid is gone
                 req = OrderRequest(cid, gw.symbol, "stop", exit_side, stop_price, -1, reduce_only=True, qty=pos.qty)
                 settle = record("stop_place", cid, stop_price)
                 try:

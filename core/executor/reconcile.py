@@ -217,7 +217,7 @@ async def reconcile(ex: GridExecutor, ts: int, alert=None, adopt_history: bool =
     side = book.side
     if book.qty > 0 and pos.qty == 0:
         stop = book.stop
-        await ex.exit_seen_flat(ts)
+        await ex.exit_seen_flat(ts, defer=False)
         act("closed_while_down", None, f"the venue holds no position: recorded as stopped out at {stop:g}")
     elif book.qty == 0 and pos.qty > 0:
         if adopt_history and pos.side == side and pos.avg_entry:

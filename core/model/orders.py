@@ -109,3 +109,27 @@ class OrderState:
     fee: float | None = None
     ts: int | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueTrade:
+    """One trade (fill) of the account at the venue, as its trade list reports it.
+
+    trade_id: the venue's id of the trade. seq: its place in the venue's order of events
+    (Bitget: the numeric tradeId, increasing; the simulated venue: a counter), the tie-break
+    for trades of the same ms. order_id / client_id: the order it filled (either may be None
+    when the venue does not say). side: "buy" | "sell". price: quote currency. qty: base
+    units (> 0). fee: USDT paid (>= 0). ts: ms UTC as the venue reports it. reason: the exit
+    reason when the venue knows it (the simulated venue's "tp" / "sl"), else None.
+    """
+
+    trade_id: str
+    seq: int
+    order_id: str | None
+    client_id: str | None
+    side: str
+    price: float
+    qty: float
+    fee: float
+    ts: int
+    reason: str | None = None

@@ -28,12 +28,11 @@ Faults stop 60 candles before the end; the engine then runs on clean. Checked:
   corrections; after a market close the ledger's cash equals the exchange's balance to the cent;
 * a fault-free run over the same candles keeps every position covered (longest window <= 2 s).
 
-The soak found three engine bugs, each with a small deterministic test below. Two are fixed (a
+The soak found three engine bugs, each with a small deterministic test below, all fixed: a
 non-JSON answer to a write taken for success; a cancelled level re-placed under a client id the
-exchange holds). The third (a stop-out followed by the rest of a partly filled entry before the
-next poll is booked as a partial close at the stop) is open: its test is xfail(strict=True), and
-the two soak checks it can break are xfail(strict=False), since whether it strikes in the soak
-depends on timing. Budget (2 cores, nothing else
+exchange holds; a stop-out followed by the rest of a partly filled entry before the next poll,
+booked as a partial close at the stop (now booked in the exchange's trade order,
+`core.executor.fill_order`). Budget (2 cores, nothing else
 running): the chaos soak ~60-75 s (about half of it spent in injected timeouts, Retry-After waits
 and backoffs), the fault-free run ~17-20 s, the rest ~5 s: ~90 s for the file; timings are
 printed.
@@ -49,7 +48,8 @@ import pytest
 from core.model.errors import GatewayError
 from core.model.orders import OrderRequest
 from tests.engine.test_live_engine import assert_consistent
-from tests.support.bitget_private_stub import CANCEL_ORDER, MODIFY_ORDER, PLACE_ORDER, Position, garbage
+from tests.support.bitget_private_stub import (CANCEL_ORDER, MODIFY_ORDER, ORDER_FILLS, PLACE_ORDER, Position,
+                                               garbage)
 from tests.support.chaos import CLIENT_TIMEOUT_S, ChaosStub, SoakResult, soak
 from tests.support.live_harness import PREFIX, STUB_SYM, SYM, LiveHarness, futures_candles
 from tests.support.shared_data import shared_file
@@ -84,12 +84,11 @@ POLL_S = 0.25
 #    (fetch_closing_fill only reads exit fills after the LAST entry fill: none), keeps the cycle open
 #    and re-sends the executed stop's client id (40786). Ledger != balance by the slippage. Fix: read
 #    the exit fills since the last recorded fill (a trade-id / time watermark), record the exit at
-#    them when they close the whole book, treat later fills as a new position (and cancel the old
-#    cycle's resting entries).
+#    them when they close the whole book, treat later fills as a new position. Fixed: when an entry
+#    filled and the position shrank in one poll, GridExecutor.poll books the unbooked trades in the
+#    exchange's order (core/executor/fill_order.py, Gateway.fetch_recent_trades).
 BUG_NON_JSON = "engine bug 1 (fixed): CcxtGateway._write took a non-JSON HTTP 200 answer to a write for success"
 BUG_REUSED_ID = "engine bug 2 (fixed): GridExecutor re-placed a cancelled level under a client id the exchange holds"
-BUG_STOP_OUT_THEN_FILL = ("engine bug 3: a stop-out followed by a leftover entry fill is booked as a partial close "
-                          "at book.stop and re-sends the executed stop's id")
 
 
 @pytest.fixture(scope="module")
@@ -182,15 +181,10 @@ def test_chaos_soak_survives_every_kind_of_fault(chaos, capsys):
     assert res.boundary_unprotected == []
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError,
-                   reason=f"{BUG_STOP_OUT_THEN_FILL} (timing-dependent in the soak: passes in most runs since "
-                          "bugs 1 and 2 are fixed)")
 def test_chaos_no_client_id_of_ours_reaches_the_exchange_twice(chaos):
     assert chaos.duplicates == [], sorted(set(chaos.duplicates))[:10]
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError,
-                   reason=f"{BUG_STOP_OUT_THEN_FILL} (the partial fills the soak injects; timing-dependent)")
 def test_chaos_ends_with_the_store_equal_to_the_exchange(chaos):
     res = chaos
     assert res.pending == (0, 0), res.pending
@@ -278,7 +272,6 @@ async def test_a_level_wanted_again_after_a_cancel_is_placed_under_a_fresh_clien
     assert len(stub.live_orders(STUB_SYM)) == 3
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_STOP_OUT_THEN_FILL)
 async def test_a_stop_out_followed_by_a_leftover_entry_fill_is_booked_at_the_exchanges_price(candles, tmp_path):
     async with ChaosStub(mark=float(candles.open[0])) as stub:
         h = LiveHarness(stub, tmp_path / "live.db", candles.between(None, int(candles.ts[120])))
@@ -305,3 +298,41 @@ async def test_a_stop_out_followed_by_a_leftover_entry_fill_is_booked_at_the_exc
     assert stub.duplicates == [], stub.duplicates
     assert_consistent(stub, h.db)                           # the ledger's cash = the balance, to the cent
 
+
+
+async def test_fills_whose_order_cannot_be_read_are_booked_later_not_guessed(candles, tmp_path):
+    """The same stop-out-then-fill, with the exchange's trade list malformed for a while: nothing
+    is booked and no resting order is touched until the list can be read; then the fills are
+    booked in the exchange's order and the ledger equals the balance."""
+    async with ChaosStub(mark=float(candles.open[0])) as stub:
+        h = LiveHarness(stub, tmp_path / "live.db", candles.between(None, int(candles.ts[120])))
+        await h.engine().run()
+        eng = h.engine()
+        await eng.start()
+        r = eng.runners[0]
+        try:
+            price, cid = max((rec[2], rec[5]) for rec in r.executor.orders.values() if rec[0] == "entry")
+            stub.partial[cid] = 0.5
+            stub.set_mark(STUB_SYM, price)
+            stub.partial[cid] = 0.5
+            stub.set_mark(STUB_SYM, round(r.book.stop * 0.97, 1))
+            stub.set_mark(STUB_SYM, price)
+            held, cycles = r.book.qty, len(r.cycles)
+            resting = sorted(o.client_oid for o in stub.live_orders(STUB_SYM))
+            stub.malformed(ORDER_FILLS, drop=("feeDetail",), times=None)
+            await r.tick()                                  # the order of the fills is unknown: wait
+            async with r.lock:
+                await r.executor.sync_orders(r.clock_ms())  # and leave the resting orders alone
+            assert (r.book.qty, len(r.cycles)) == (held, cycles)
+            assert sorted(o.client_oid for o in stub.live_orders(STUB_SYM)) == resting
+            assert stub.covered_qty(STUB_SYM) >= stub.position(STUB_SYM).qty > 0     # still under a stop
+            stub.clear_faults()
+            await r.tick()                                  # readable again: booked in the exchange's order
+            assert len(r.cycles) == cycles + 1 and r.cycles[-1].exit_reason == "sl"
+            assert math.isclose(r.book.qty, stub.position(STUB_SYM).qty, abs_tol=1e-12)
+            await r.flatten("kill")
+        finally:
+            await eng.stop()
+            await h.close()
+    assert stub.duplicates == [], stub.duplicates
+    assert_consistent(stub, h.db)

@@ -71,7 +71,7 @@ from core.model.errors import (
     OrderUnknown,
     RateLimited,
 )
-from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo
+from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo, VenueTrade
 from core.venues.bitget.errors import map_error
 
 log = logging.getLogger(__name__)
@@ -765,41 +765,71 @@ class CcxtGateway:
 
     async def fetch_closing_fill(self, entry_side: str, qty: float) -> ClosingFill | None:
         """How the position (of `qty` base units, opened by `entry_side` orders) was closed: the
-        most recent exit-side fills after the last entry-side fill that add up to `qty` (an
-        earlier partial close of the same position stays out), as (volume-weighted price USDT, qty base
-        units, fee USDT, ts = the last of them ms UTC, reason None). None when they do not add up
-        to `qty` (within 1 %). Reads order/fills page by page (newest first, docs) until a page
-        holds an entry-side fill. Raises GatewayError when a read fails, MalformedAnswer."""
-        call = "fills"
-        rows = await self._pages(call, self.ex.privateMixGetV2MixOrderFills, self._p(symbol=self._mid()), "fillList",
-                                 until=lambda page: any(str(t.get("side", "")).lower() == entry_side for t in page))
-        trades = []
-        for r in rows:
-            _text(call, r, "tradeId")
-            _side(call, r)
-            _number(call, r, "price")
-            _number(call, r, "baseVolume")
-            _number(call, r, "cTime")
-            fees = r.get("feeDetail")
-            if not isinstance(fees, list) or not fees:
-                raise MalformedAnswer(call, "feeDetail", f"is {fees!r}, not a non-empty list")
-            _number(call, _row(call, fees[0], "feeDetail"), "totalFee")
-            trades.append(self._parse(call, self.ex.parse_trade, r))
-        trades.sort(key=lambda t: (t.get("timestamp") or 0, int(t["id"]) if str(t.get("id")).isdigit() else 0))
-        last_entry = max((i for i, t in enumerate(trades) if t.get("side") == entry_side), default=-1)
-        after = [t for t in trades[last_entry + 1:] if t.get("side") != entry_side]
-        closing: list = []
-        q = 0.0
-        for t in reversed(after):                 # the most recent closing fills that make up `qty`
-            closing.append(t)                     # (an earlier partial close stays out)
-            q += float(t["amount"])
-            if q >= qty * (1.0 - 1e-9):
-                break
-        if not closing or abs(q - qty) > 0.01 * qty:
+        most recent exit-side fills that add up to `qty` (older closes, such as an earlier partial
+        close of the same position the executor booked already, stay out; so do entry fills in
+        between, which the executor booked), as (volume-weighted price USDT, qty base units, fee
+        USDT, ts = the last of them ms UTC, reason None). None when they do not add up to `qty`
+        (within 1 %). Reads order/fills page by page (newest first, docs) until they do. Raises
+        GatewayError when a read fails, MalformedAnswer."""
+
+        def closing(newest: list[VenueTrade]) -> list[VenueTrade]:
+            got: list[VenueTrade] = []
+            q = 0.0
+            for t in newest:
+                if t.side == entry_side:
+                    continue
+                got.append(t)
+                q += t.qty
+                if q >= qty * (1.0 - 1e-9):
+                    break
+            return got
+
+        trades = await self.fetch_recent_trades(lambda newest: sum(t.qty for t in closing(newest)) >= qty * (1 - 1e-9))
+        got = closing(trades[::-1])
+        q = sum(t.qty for t in got)
+        if not got or abs(q - qty) > 0.01 * qty:
             return None
-        px = sum(float(t["price"]) * float(t["amount"]) for t in closing) / q
-        fee = sum(abs(float((t.get("fee") or {}).get("cost") or 0.0)) for t in closing)
-        return ClosingFill(px, q, fee, max(int(t["timestamp"]) for t in closing), None)
+        px = sum(t.price * t.qty for t in got) / q
+        fee = sum(t.fee for t in got)
+        return ClosingFill(px, q, fee, max(t.ts for t in got), None)
+
+    async def fetch_recent_trades(self, enough: Callable[[list[VenueTrade]], bool]) -> list[VenueTrade]:
+        """The account's most recent trades of the symbol (GET order/fills, newest first, page by
+        page) until `enough(trades_so_far_newest_first)` or the list ends; returned oldest first
+        (cTime, then the numeric tradeId). Raises GatewayError when a read fails, MalformedAnswer
+        naming the field of a row that is not a trade."""
+        call = "fills"
+        got: list[VenueTrade] = []
+
+        def until(page: list[dict]) -> bool:
+            got.extend(self._trade(call, r) for r in page)
+            got.sort(key=lambda t: (t.ts, t.seq), reverse=True)
+            return enough(list(got))
+
+        rows = await self._pages(call, self.ex.privateMixGetV2MixOrderFills, self._p(symbol=self._mid()), "fillList",
+                                 until=until)
+        if len(got) != len(rows):                 # the last page, not seen by `until`
+            seen = {t.trade_id for t in got}
+            got.extend(t for t in (self._trade(call, r) for r in rows) if t.trade_id not in seen)
+        return sorted(got, key=lambda t: (t.ts, t.seq))
+
+    def _trade(self, call: str, r: Any) -> VenueTrade:
+        """One order/fills row as a VenueTrade (fields checked; ccxt's parser for the rest)."""
+        r = _row(call, r)
+        tid = _text(call, r, "tradeId")
+        oid = _text(call, r, "orderId")
+        side = _side(call, r)
+        _number(call, r, "price")
+        _number(call, r, "baseVolume")
+        _number(call, r, "cTime")
+        fees = r.get("feeDetail")
+        if not isinstance(fees, list) or not fees:
+            raise MalformedAnswer(call, "feeDetail", f"is {fees!r}, not a non-empty list")
+        _number(call, _row(call, fees[0], "feeDetail"), "totalFee")
+        t = self._parse(call, self.ex.parse_trade, r)
+        fee = abs(float((t.get("fee") or {}).get("cost") or 0.0))
+        return VenueTrade(tid, int(tid) if tid.isdigit() else 0, oid, None, side, float(t["price"]),
+                          float(t["amount"]), fee, int(t["timestamp"]))
 
     async def fetch_mark_price(self) -> float:
         """The symbol's mark price (USDT) from the ticker's `markPrice`. Raises GatewayError,

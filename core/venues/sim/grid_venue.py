@@ -29,6 +29,8 @@ Prices are quote currency, quantities base units, money USDT, times ms UTC.
 from __future__ import annotations
 
 import math
+from collections import deque
+from typing import Callable
 
 from core.executor.client_ids import ClientIds
 from core.executor.gateway import ClosingFill
@@ -36,7 +38,7 @@ from core.model.account import Account
 from core.model.cycle import Cycle
 from core.model.errors import DuplicateClientId, OrderNotFound, OrderRejected
 from core.model.fills import ENTRY, SL, TP, Fill
-from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo
+from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo, VenueTrade
 from core.model.sides import LONG
 from core.strategies.base import GridStrategy
 from core.venues.sim.matching import LongMatchingEngine, MatchingEngine, ShortMatchingEngine
@@ -109,6 +111,8 @@ class SimGridVenue:
         self._closing: ClosingFill | None = None        # how the last position closed at the venue
         self._exit_cid: str | None = None
         self._last_exit: GatewayFill | None = None
+        self._trades: deque[VenueTrade] = deque(maxlen=_KEEP_STATES)   # the latest fills (not persisted)
+        self._trade_seq = 0
 
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -212,6 +216,12 @@ class SimGridVenue:
         self._closing = None
         return cf
 
+    async def fetch_recent_trades(self, enough: Callable[[list[VenueTrade]], bool]) -> list[VenueTrade]:
+        """The latest fills of this process (at most 256; not kept across a restart), oldest
+        first. Within a candle the matching engine never fills an entry after an exit, so the
+        executor's fill order is never in doubt here; the list exists for the contract."""
+        return list(self._trades)
+
     async def fetch_balance(self) -> float:
         return self.engine.cash
 
@@ -311,10 +321,13 @@ class SimGridVenue:
 
     def _on_fill(self, f: Fill) -> None:
         eng = self.engine
+        self._trade_seq += 1
+        seq = self._trade_seq
         if f.kind == ENTRY:
             cid = self._level_cid[f.level]
             if cid is None:                     # pragma: no cover - the engine only fills quoted levels
                 raise RuntimeError(f"simulated fill of level {f.level} without a resting order")
+            self._trades.append(VenueTrade(str(seq), seq, None, cid, f.side, f.price, f.qty, f.fee, f.ts))
             oo = self._orders.pop(cid)
             self._unrest(oo)
             self._open_state.pop(cid, None)
@@ -334,4 +347,5 @@ class SimGridVenue:
         else:
             cid = self._exit_cid or self.ids(len(eng.cycles) - 1, -1, "exit")
         self._closing = ClosingFill(f.price, f.qty, f.fee, f.ts, reason)
+        self._trades.append(VenueTrade(str(seq), seq, None, cid, f.side, f.price, f.qty, f.fee, f.ts, reason))
         self._last_exit = GatewayFill(cid, self.symbol, f.ts, "exit", f.side, f.price, f.qty, f.fee, -1, reason)
