@@ -301,7 +301,8 @@ class Engine:
 
     def _make_runner(self, spec: RunnerSpec):
         """The runner of `spec`: a `GridRunner` on the simulated venue (paper) or on the exchange
-        (live), or a `SingleStrategyRunner` (single-position, paper only)."""
+        (live), or a `SingleStrategyRunner` (single-position: paper only; its executor speaks the
+        venue protocol, but live single-position trading is not enabled yet)."""
         from core.strategies import registry
         from core.strategies.base import SinglePositionStrategy
 
@@ -309,8 +310,8 @@ class Engine:
         busy = self._symbol_busy_fn(spec)
         if isinstance(registry.create(spec.strategy, spec.params), SinglePositionStrategy):
             if self.mode == "live":
-                raise RadarError(f"{spec.strategy}: single-position strategies trade on paper only so far; "
-                                 "leave live_eligible false for it")
+                raise RadarError(f"{spec.strategy}: live trading of single-position strategies is not enabled "
+                                 "yet (paper only); leave live_eligible false for it")
             from core.engine.single_runner import SingleStrategyRunner
 
             src = next(s for s in self.sources if (s.symbol, s.timeframe) == (spec.symbol, spec.timeframe))
@@ -551,7 +552,7 @@ class Engine:
                         o, h, lo, c = ev.open, ev.high, ev.low, ev.close
                         for r in runners:
                             if id(r) in with_volume:
-                                r.on_candle(ts, o, h, lo, c, ev.volume)
+                                await r.on_candle(ts, o, h, lo, c, ev.volume)
                             else:
                                 await r.on_candle(ts, o, h, lo, c)
                             if self._risk_trip is not None:
@@ -705,7 +706,7 @@ class Engine:
 
 
 async def maybe_await(x: Any) -> Any:
-    """`x`, awaited when it is awaitable (paper runner commands are plain calls, live ones coroutines)."""
+    """`x`, awaited when it is awaitable (every runner command is a coroutine; a plain value passes)."""
     if asyncio.iscoroutine(x) or isinstance(x, asyncio.Future):
         return await x
     return x

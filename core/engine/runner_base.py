@@ -3,22 +3,21 @@
 cursor, the day's equity baseline, and the end-of-candle bookkeeping.
 
 Subclasses set `book` (the account: a `core.model.position.PositionBook`, or the single-position
-matching engine, with `cycles`, `cash`, `qty`, ...) and implement `on_candle`, `restore`,
-`position`, `grid_state`. `finish` and `flatten` here are the synchronous single-position
-runner's (they need `executor` and `_save()`); the grid runner has its own (async).
+executor's `SingleBook`, with `cycles`, `cash`, `qty`, ...) and implement the async commands
+`on_candle`, `finish`, `flatten`, `cancel_entries`, and `restore`, `position`, `grid_state`.
 Times are ms UTC, money USDT.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from core.events.bus import CandleEvent, EventBus
 from core.executor.client_ids import ClientIds
 from core.executor.kill_switch import KillSwitch
 from core.executor.state_store import StateStore
 from core.model.account import Account
-from core.model.fills import END
 from core.strategies.base import CandleHistory
 
 #: keep at most this many candles of history in memory (trimmed to half when exceeded)
@@ -83,27 +82,3 @@ class RunnerBase:
             self.day_start_equity = eq
         if self.bus is not None and self.publish_candles:
             self.bus.publish(CandleEvent(self.symbol, self.timeframe, ts, o, h, lo, c))
-
-    # ---------------------------------------------------------------- paper commands
-    def finish(self) -> None:
-        """End of the replayed data: close an open position at the last close ("end"), once."""
-        if self.finished or self.cursor is None:
-            return
-        store = self.store
-        with store.transaction():
-            if self.executor.flatten(self.cursor, self.last_close, END) is not None:
-                self.equity_last = self.book.cash
-                store.add_equity(self.runner_id, self.cursor, self.equity_last)
-            self.finished = True
-            self._save()
-
-    def flatten(self, reason: str = "kill") -> None:
-        """Cancel pending entries and close the position now at the last close (paper),
-        recorded like any exit."""
-        if self.cursor is None or self.last_close is None:
-            return
-        with self.store.transaction():
-            self.executor.cancel_entries(self.cursor)
-            if self.executor.flatten(self.cursor, self.last_close, reason) is not None:
-                self.equity_last = self.book.cash
-            self._save()

@@ -5,14 +5,15 @@ Per closed candle t, the same steps in the same order as the event backtest
 (docs/single_position.md), with the history holding candles 0 … t−1:
 
 1. in a position: the strategy re-quotes its exits (`manage(history, entry_price)`), the
-   gateway's position stop / take-profit are amended (recorded when they move), and the
-   gateway walks candle t (`SinglePaperGateway.match_candle`);
+   venue's position stop / take-profit are amended (recorded when they move), and the venue
+   goes through candle t (`venue.on_candle`);
    flat: the strategy's `on_candle_open(history)` gives an EntryIntent or None; an intent
    becomes an entry order for candle t (none while the kill switch is on, while another
-   runner holds a position on the symbol, or when the risk check refuses it) and the
-   gateway walks candle t (fill, exits from the fill, the path);
-2. the fills are recorded (fill, order status, position row WITH its stop, and on an exit the
-   trade as a cycle with levels_filled = 1) and published on the bus;
+   runner holds a position on the symbol, or when the risk check refuses it) and the venue
+   goes through candle t (fill, exits from the fill, the path);
+2. the executor reads what happened (`poll`: the entry's order state, a position the venue
+   closed) and records it (fill, order status, position row WITH its stop, and on an exit the
+   trade as a cycle with levels_filled = 1), published on the bus;
 3. candle t joins the history and the strategy's signal state;
 4. the equity at the close (cash + unrealised P&L) is recorded (then `on_equity`, the risk
    hook, inside the same transaction); the cursor, the account and the strategy state are
@@ -35,8 +36,8 @@ without a stream falls back to its own recomputation from the (bounded) history.
 Write-ahead state, as `core.engine.grid_runner.GridRunner`, in the same tables (mode "paper"):
 one SQLite transaction per candle holds the intents, orders (entry, stop, take_profit, exit;
 deterministic client ids), fills, positions, cycles, the equity point, and trading_state
-(cursor + a JSON account: the gateway's account and position, the strategy's trade state
-and the signal stream). `restore` loads it, so a restart resumes after the last processed
+(cursor + a JSON account: the simulated venue's account and position, the executor's book,
+the strategy's trade state and the signal stream). `restore` loads it, so a restart resumes after the last processed
 candle with identical results; the history is rebuilt from `history_rows` (ts, o, h, l, c
 [, v], oldest first). The signal stream's state is saved with every candle, so the restart
 is exact however few history rows the engine loads (recursive indicators such as the EMA or
@@ -44,7 +45,13 @@ Wilder's ATR carry the whole series). Without stored state, `history_rows` warm 
 strategy up (history and signal stream) before the first candle.
 
 Orders and their records (entries, the position's stop / take-profit, market exits; client
-ids) are the executor's: `core.executor.single_executor.SingleExecutor`. `sizing_reserve`
+ids) and the account (`SingleBook`) are the executor's:
+`core.executor.single_executor.SingleExecutor`, which drives the venue through the async
+`Gateway` contract (`core.executor.gateway`) like the grid family's executor; the venue is the
+simulated one (`core.venues.sim.single_venue.SimSingleVenue`): single-position strategies
+trade on paper only (the engine does not enable them live yet). `on_candle`, `finish`,
+`flatten` and `cancel_entries` are coroutines, serialised by `lock`, as `GridRunner`'s.
+`sizing_reserve`
 keeps a fraction of the cash out of each entry's size (0 on replays, as the backtest; the
 live fee reserve lets an all-in entry pass the risk margin rule).
 
@@ -56,9 +63,11 @@ it the runner refuses the strategy (RadarError) rather than trading it without i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from core.engine.runner_base import MAX_HISTORY, RunnerBase
 from core.errors import RadarError
@@ -68,10 +77,11 @@ from core.executor.single_executor import SingleExecutor, _num
 from core.executor.state_store import StateStore
 from core.indicators.signal_streams import STREAMS, FundingStream, SignalStream, funding_lookup
 from core.model.account import Account
+from core.model.fills import END
 from core.strategies import registry
 from core.strategies.array_signal import ArraySignalStrategy
 from core.strategies.base import CandleHistory, SinglePositionStrategy
-from core.venues.sim.single_venue import SinglePaperGateway
+from core.venues.sim.single_venue import SimSingleVenue
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +91,11 @@ _NAN = math.nan
 class SingleStrategyRunner(RunnerBase):
     """One single-position strategy on one (symbol, timeframe) in paper mode (module docstring).
 
-    The same interface as `core.engine.grid_runner.GridRunner` (constructor, `restore`,
+    The same interface as `core.engine.grid_runner.GridRunner` (constructor, `restore`, async
     `on_candle`, `finish`, `flatten`, `cancel_entries`, `position`, `grid_state`; attributes
     runner_id, name, symbol, timeframe, key, live (False), cursor, n_candles, last_close,
-    equity_last, day_start_equity, finished, strategy, book, cycles, executor.orders,
-    gateway.cycles, gateway.engine.cycles).
+    equity_last, day_start_equity, finished, strategy, book (the executor's `SingleBook`),
+    cycles, venue / gateway, executor.orders, lock).
 
     Args:
         strategy: registry name of a single-position strategy. params: its parameters
@@ -102,7 +112,7 @@ class SingleStrategyRunner(RunnerBase):
         funding: the funding-rate series for `funding`: (ts, rate) arrays (ms UTC, fraction per
             interval) or `rate_at(ts_ms) -> float`.
         sizing_reserve: fraction of the cash kept out of each entry's size (0 on replays: the
-            backtest's sizing; see `core.venues.sim.single_venue.SinglePaperGateway`).
+            backtest's sizing; see `core.venues.sim.single_venue.SimSingleVenue`).
         symbol_busy: () -> bool, True while ANOTHER runner on the same symbol holds a position
             (grid and single-position trades are mutually exclusive per symbol): no new entry
             then (a RiskRejection "symbol_busy" once per episode); None = never busy. Also
@@ -128,9 +138,11 @@ class SingleStrategyRunner(RunnerBase):
                              "stream funding rates yet); refusing to run it without its signal")
         self._init_runner(strategy, strat, symbol, timeframe, account, store, kill_switch, bus, mode, id_prefix,
                           publish_candles, on_equity)
-        self.gateway = SinglePaperGateway(strat, self.history, symbol, account, self.ids, sizing_reserve)
-        self.executor = SingleExecutor(self.runner_id, strategy, symbol, self.gateway, self.ids, store, bus,
-                                       kill_switch, risk=risk, portfolio=portfolio, symbol_busy=symbol_busy)
+        self.venue = SimSingleVenue(strat, self.history, symbol, account, self.ids, sizing_reserve)
+        self.executor = SingleExecutor(self.runner_id, strategy, symbol, self.venue, self.ids, store, bus,
+                                       kill_switch, risk=risk, portfolio=portfolio, symbol_busy=symbol_busy,
+                                       account=account, sizing_reserve=sizing_reserve)
+        self.lock = asyncio.Lock()
         self.max_hold = int(getattr(strat, "max_hold", 0) or 0)
         # the signal stream (O(1) per candle) behind the strategy's `_arrays` hook
         self.signals: SignalStream | None = None
@@ -149,9 +161,14 @@ class SingleStrategyRunner(RunnerBase):
 
     @property
     def book(self):
-        """The runner's account: the paper matching engine (cash, side, qty, entry_price / avg_entry,
-        stop, take_profit, levels_filled, cycles, ...)."""
-        return self.gateway.engine
+        """The runner's account: the executor's `SingleBook` (cash, side, qty, entry_price /
+        avg_entry, stop, take_profit, levels_filled, cycles, ...)."""
+        return self.executor.book
+
+    @property
+    def gateway(self) -> SimSingleVenue:
+        """The runner's venue (the name older code uses)."""
+        return self.venue
 
     def _arrays(self, history: CandleHistory) -> tuple[int, tuple[list, list, list]]:
         """The strategy's `ArraySignalStrategy._arrays` hook: index 0 of one-candle arrays
@@ -184,16 +201,18 @@ class SingleStrategyRunner(RunnerBase):
         self.n_candles = st["n_candles"]
         self.last_close = st["last_close"]
         self.finished = st["finished"]
-        self.gateway.restore(g["account"], self.store.load_cycles(self.runner_id))
-        self.executor.restore(self.store.open_orders(self.runner_id), g.get("entry_seq", 0))
+        cycles = self.store.load_cycles(self.runner_id)
+        open_orders = self.store.open_orders(self.runner_id)
+        self.venue.restore(g["account"], cycles, open_orders)
+        self.executor.restore(open_orders, g.get("entry_seq", 0), g.get("book") or g["account"], cycles)
         strat = self.strategy
         if self._array_strategy and g.get("strategy") is not None:
             strat._side, strat._stop, strat._tp = g["strategy"]
         if self.signals is not None and g.get("signals") is not None:
             self.signals.load(g["signals"])
         self.last_candle = g.get("last_candle")
-        self.equity_last = self.gateway.equity(self.last_close) if self.last_close is not None \
-            else self.gateway.engine.cash
+        book = self.book
+        self.equity_last = book.equity(self.last_close) if self.last_close is not None else book.cash
         if history_rows is not None:
             for row in history_rows:
                 ts = row[0]
@@ -205,11 +224,11 @@ class SingleStrategyRunner(RunnerBase):
         if lc is not None and (not self.history.ts or self.history.ts[-1] < lc[0]):
             self.history.append(*lc)            # at least the last candle (the strategy reads its close)
         log.info("%s %s: resumed after candle %s (%d candles, %d trades, cash %.2f)", self.name, self.symbol,
-                 self.cursor, self.n_candles, len(self.gateway.cycles), self.gateway.engine.cash)
+                 self.cursor, self.n_candles, len(book.cycles), book.cash)
         return True
 
     # ---------------------------------------------------------------- per candle
-    def on_candle(self, ts: int, o: float, h: float, lo: float, c: float, v: float = _NAN) -> None:
+    async def on_candle(self, ts: int, o: float, h: float, lo: float, c: float, v: float = _NAN) -> None:
         """Process one closed candle (open time ts ms UTC, prices quote currency, volume base
         units, nan = unknown); skipped when at or before the cursor."""
         cur = self.cursor
@@ -217,51 +236,48 @@ class SingleStrategyRunner(RunnerBase):
             return
         store = self.store
         ex = self.executor
-        gw = self.gateway
-        eng = gw.engine
+        venue = self.venue
+        book = ex.book
         strat = self.strategy
         hist = self.history
         sig = self.signals
-        store.begin()
-        try:
-            if sig is not None:
-                q = sig.quote(ts)
-                self._quote = ([q[0]], [q[1]], [q[2]])
-            if eng.side is not None:
-                exits = strat.manage(hist, eng.entry_price)
-                if exits is not None:
-                    ex.amend_exits(ts, *exits)
-                fills = gw.match_candle(ts, o, h, lo, c)
-                if fills:
-                    ex.record_fills(fills)
-            elif hist.close or sig is None:         # (a streamed strategy needs one close for its estimates)
-                intent = strat.on_candle_open(hist)
-                if intent is not None and ex.entry_allowed(intent, ts):
-                    ex.place_entry(intent, self.max_hold, ts)
-                    fills = gw.match_candle(ts, o, h, lo, c)
-                    if fills:
-                        ex.record_fills(fills)
-                    if gw.expired:
-                        ex.expire(gw.expired, ts, intent)
-            ex.candle_done()
-            hist.append(ts, o, h, lo, c, v)
-            if sig is not None:
-                sig.push(ts, o, h, lo, c, v)
-            eq = gw.equity(c)
-            self.cursor = ts
-            self.n_candles += 1
-            self.last_close = c
-            self.last_candle = [ts, o, h, lo, c, v]
-            self.equity_last = eq
-            store.add_equity(self.runner_id, ts, eq)
-            if self.on_equity is not None:
-                self.on_equity(ts)
-            self._save()
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
-        if v != v and not self._warned_volume and self.name == "vwap_rsi":
+        async with self.lock:
+            store.begin()
+            try:
+                if sig is not None:
+                    q = sig.quote(ts)
+                    self._quote = ([q[0]], [q[1]], [q[2]])
+                if book.side is not None:
+                    exits = strat.manage(hist, book.entry_price)
+                    if exits is not None:
+                        await ex.requote_exits(ts, *exits)
+                    await venue.on_candle(ts, o, h, lo, c)
+                    await ex.poll(ts)
+                elif hist.close or sig is None:         # (a streamed strategy needs one close for its estimates)
+                    intent = strat.on_candle_open(hist)
+                    if intent is not None and ex.entry_allowed(intent, ts):
+                        await ex.submit_entry(intent, self.max_hold, ts, hist.close[-1] if hist.close else None)
+                        await venue.on_candle(ts, o, h, lo, c)
+                        await ex.poll(ts)
+                ex.candle_done()
+                hist.append(ts, o, h, lo, c, v)
+                if sig is not None:
+                    sig.push(ts, o, h, lo, c, v)
+                eq = book.equity(c)
+                self.cursor = ts
+                self.n_candles += 1
+                self.last_close = c
+                self.last_candle = [ts, o, h, lo, c, v]
+                self.equity_last = eq
+                store.add_equity(self.runner_id, ts, eq)
+                if self.on_equity is not None:
+                    self.on_equity(ts)
+                self._save()
+                store.commit()
+            except BaseException:
+                store.rollback()
+                raise
+        if math.isnan(v) and not self._warned_volume and self.name == "vwap_rsi":
             self._warned_volume = True
             log.warning("%s %s: candles come without volume: the VWAP is undefined, no signal", self.name,
                         self.symbol)
@@ -269,9 +285,9 @@ class SingleStrategyRunner(RunnerBase):
 
     def _state(self) -> dict:
         """The JSON account of trading_state (`cash` first-level, as the report reads it)."""
-        gw = self.gateway
         strat = self.strategy
-        return {"kind": "single", "cash": gw.engine.cash, "account": gw.snapshot(),
+        return {"kind": "single", "cash": self.book.cash, "account": self.venue.snapshot(),
+                "book": self.book.snapshot(),
                 "strategy": [strat._side, strat._stop, strat._tp] if self._array_strategy else None,
                 "signals": self.signals.state() if self.signals is not None else None,
                 "entry_seq": self.executor.entry_seq, "last_candle": self.last_candle}
@@ -280,13 +296,41 @@ class SingleStrategyRunner(RunnerBase):
         self.store.save_state(self.runner_id, self.cursor, self.n_candles, self.last_close, self._state(),
                               self.finished)
 
-    def cancel_entries(self) -> int:
-        """Cancel pending entries (kill switch): none rest between candles; returns 0."""
-        return self.executor.cancel_entries(self.cursor if self.cursor is not None else 0)
+    # ---------------------------------------------------------------- commands
+    async def finish(self) -> None:
+        """End of the replayed data: close an open position at the last close ("end"), once."""
+        if self.finished or self.cursor is None:
+            return
+        store = self.store
+        async with self.lock:
+            with store.transaction():
+                if await self.executor.flatten(self.cursor, self.last_close, END) is not None:
+                    self.equity_last = self.book.cash
+                    store.add_equity(self.runner_id, self.cursor, self.equity_last)
+                self.finished = True
+                self._save()
+
+    async def flatten(self, reason: str = "kill") -> None:
+        """Cancel pending entries and close the position now at the last close (the simulated
+        venue), recorded like any exit."""
+        if self.cursor is None or self.last_close is None:
+            return
+        async with self.lock:
+            with self.store.transaction():
+                await self.executor.cancel_entries(self.cursor)
+                if await self.executor.flatten(self.cursor, self.last_close, reason) is not None:
+                    self.equity_last = self.book.cash
+                self._save()
+
+    async def cancel_entries(self) -> int:
+        """Cancel pending entries (kill switch): none rest between candles; returns how many."""
+        async with self.lock:
+            with self.store.transaction():
+                return await self.executor.cancel_entries(self.cursor if self.cursor is not None else 0)
 
     # ---------------------------------------------------------------- queries
     def position(self) -> dict:
-        eng = self.gateway.engine
+        eng = self.book
         flat = eng.side is None
         return {"strategy": self.name, "symbol": self.symbol, "side": eng.side,
                 "qty": 0.0 if flat else eng.qty, "avg_entry": None if flat else eng.entry_price,
@@ -296,7 +340,7 @@ class SingleStrategyRunner(RunnerBase):
     def grid_state(self) -> dict:
         """The console's view, in the grid runner's shape: one "level" (the entry price of the
         open trade), the take-profit and the stop of the position."""
-        eng = self.gateway.engine
+        eng = self.book
         flat = eng.side is None
         return {"strategy": self.name, "symbol": self.symbol, "timeframe": self.timeframe, "kind": "single",
                 "side": eng.side, "levels": [None if flat else eng.entry_price],

@@ -7,7 +7,8 @@ contract (`core.venues.sim` simulated, `core.venues.bitget` an exchange).
 * `grid_executor`: `GridExecutor`, the orders, fills and position book of one grid runner.
 * `protection`: the whole-position stop after every fill (rule one) and the emergency close.
 * `reconcile`: start-up reconciliation of a runner with its venue.
-* `single_executor`: `SingleExecutor`, the orders and records of a single-position runner.
+* `single_executor`: `SingleExecutor` (and its account, `SingleBook`), the orders and records of a
+  single-position runner, through the same contract (plus one documented sim-only hook).
 * `client_ids`: deterministic client order ids (with the database's epoch).
 * `crashpoints`: named crash points for aimed crash tests.
 * `risk_gate`: the pre-trade risk check of entries.
