@@ -296,8 +296,8 @@ class GridExecutor:
         amends = None
         for cid, (purpose, level, px, q) in want.items():
             rec = orders.get(cid)
-            if rec is None or rec[FILLED] > 0:
-                continue
+            if rec is None or rec[FILLED] > 0 or len(rec) > 6 or rec[VENUE_ID] in self.unknown:
+                continue                            # partly filled, or which id is live is not known yet
             if rec[PRICE] != px or (q is not None and abs(rec[QTY] - q) > QTY_TOLERANCE * q):
                 if venue.renames_on_amend:
                     await self._amend_renaming(cid, rec, px, q, ts)
@@ -625,7 +625,7 @@ class GridExecutor:
             self._entry_fill(e.key, rec, t.price, t.qty, t.fee, final and st.status == "filled", t.ts)
             rec[FILLED] = st.filled if final else rec[FILLED] + t.qty
             if final and st.status != "open":
-                self.orders.pop(e.key, None)
+                self._finished(e.key, rec, st, t.ts)
         if closes:
             self._book_close(closes, exit_ids)
         return None
@@ -744,6 +744,8 @@ class GridExecutor:
         if row is None:                     # pragma: no cover - unknown ids are always recorded first
             return False
         base = base_client_id(vid)
+        if base in self.orders:             # the level rests under another id: this one is tracked (and
+            base = vid                      # cancelled by the next sync, its fills booked) on its own
         rec = [row["purpose"], row["level"], row["price"], row["qty"] or st.qty or 0.0, 0.0, vid]
         self.orders[base] = rec
         self._publish(OrderEvent(self.name, self.symbol, ts, vid, row["purpose"], row["side"], row["price"], "open"))
@@ -752,6 +754,18 @@ class GridExecutor:
     async def _refresh(self, cid: str, rec: list, ts: int, cancelled: bool = False) -> bool:
         """Apply new fills of one entry order; drop it when done. True when it filled more."""
         return self._apply_state(cid, rec, await self._read_state(rec), ts, cancelled)
+
+    def _finished(self, cid: str, rec: list, st: OrderState, ts: int, cancelled: bool = False) -> None:
+        """An entry that filled (part of) its quantity is done at the venue: dropped; a partly
+        filled one that was cancelled (not "filled") gets its final status in the store too."""
+        self.orders.pop(cid, None)
+        if st.status == "filled":
+            return
+        status = "cancelled" if cancelled or st.status in ("cancelled", "rejected", "open") else st.status
+        vid = rec[VENUE_ID]
+        with self._tx():
+            self.store.set_order_status(vid, status, ts)
+        self._publish(OrderEvent(self.name, self.symbol, ts, vid, "entry", self._entry_side, rec[PRICE], status))
 
     async def _read_state(self, rec: list) -> OrderState | None:
         """The venue's state of one of our orders, None when the venue does not know it."""
@@ -774,7 +788,7 @@ class GridExecutor:
             rec[FILLED] = st.filled
             more = True
             if done:
-                self.orders.pop(cid, None)
+                self._finished(cid, rec, st, ts, cancelled)
         elif st is None or st.status != "open" or cancelled:
             self.orders.pop(cid, None)
             status = "cancelled" if st is None or st.status in ("cancelled", "rejected") or cancelled else st.status

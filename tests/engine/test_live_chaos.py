@@ -48,8 +48,8 @@ import pytest
 from core.model.errors import GatewayError
 from core.model.orders import OrderRequest
 from tests.engine.test_live_engine import assert_consistent
-from tests.support.bitget_private_stub import (CANCEL_ORDER, MODIFY_ORDER, ORDER_FILLS, PLACE_ORDER, Position,
-                                               garbage)
+from tests.support.bitget_private_stub import (CANCEL_ORDER, MODIFY_ORDER, ORDER_FILLS, ORDERS_PENDING, PLACE_ORDER,
+                                               Position, garbage, server_error)
 from tests.support.chaos import CLIENT_TIMEOUT_S, ChaosStub, SoakResult, soak
 from tests.support.live_harness import PREFIX, STUB_SYM, SYM, LiveHarness, futures_candles
 from tests.support.shared_data import shared_file
@@ -334,5 +334,45 @@ async def test_fills_whose_order_cannot_be_read_are_booked_later_not_guessed(can
         finally:
             await eng.stop()
             await h.close()
+    assert stub.duplicates == [], stub.duplicates
+    assert_consistent(stub, h.db)
+
+
+async def test_an_amend_of_unknown_outcome_is_not_amended_again_before_it_is_looked_up(candles, tmp_path):
+    """A renaming amend whose answer was lost (HTTP 500: the exchange did nothing), then a poll
+    that cannot look it up (order reads fail): the next sync must not amend from the unknown id
+    (that dropped the level's record and left its live order an orphan, or later overwrote the
+    record of the order that did rest, losing its fills). Once the lookup works, every level rests
+    exactly once and the store equals the exchange."""
+    async with ChaosStub(mark=float(candles.open[0])) as stub:
+        h = LiveHarness(stub, tmp_path / "live.db", candles.between(None, int(candles.ts[60])))
+        await h.engine().run()
+        eng = h.engine()
+        await eng.start()
+        r = eng.runners[0]
+        ex = r.executor
+        try:
+            resting = sorted(o.client_oid for o in stub.live_orders(STUB_SYM))
+            assert len(resting) == 3, "needs the grid resting"
+            async with r.lock:
+                rec = next(rec for rec in ex.orders.values() if rec[0] == "entry")
+                rec[2] = round(rec[2] * 1.01, 1)            # as if the strategy's level had moved away
+                stub.add_fault(MODIFY_ORDER, respond=server_error())
+                await ex.sync_orders(r.clock_ms())           # the amend: HTTP 500, nothing done
+                assert ex.unknown, "the amend's outcome is unknown"
+                stub.add_fault(ORDERS_PENDING, respond=server_error(), times=None)   # the lookup's second read
+                with pytest.raises(GatewayError):
+                    await ex.poll(r.clock_ms())              # the lookup cannot be made
+                await ex.sync_orders(r.clock_ms())           # the strategy wants the level elsewhere
+                stub.clear_faults()
+                for _ in range(3):
+                    await ex.poll(r.clock_ms())
+                    await ex.sync_orders(r.clock_ms())
+            assert not ex.unknown
+        finally:
+            await eng.stop()
+            await h.close()
+    levels = [o.client_oid.rsplit("-", 1)[1].split("a")[0] for o in stub.live_orders(STUB_SYM)]
+    assert sorted(levels) == ["e0", "e1", "e2"], [o.client_oid for o in stub.live_orders(STUB_SYM)]
     assert stub.duplicates == [], stub.duplicates
     assert_consistent(stub, h.db)
