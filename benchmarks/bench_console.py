@@ -5,7 +5,7 @@ replaying the five 1h series while a walk-forward job runs.
                                                  [--profile OUT.prof]
 
 * Engine: the packaged config's enabled grid strategies on BTC, ETH, SOL, DOGE and LINK
-  USDT 1h (`core.cli.run_cmd.replay_source`), paper, persistence on (a fresh database), paced
+  USDT 1h (`core.engine.assembly.build_engine`, as `radar run`), paper, persistence on (a fresh database), paced
   at `--rate` candles/s in all (each series at rate/5 candles/s: --speed rate/5*3600).
 * Jobs: a JobManager on its own database with one "optimize" (walk-forward) job on BTC 1h
   (is 180 d, oos 60 d, step 60 d) submitted at the start; it runs in its worker process
@@ -41,22 +41,18 @@ KEYS = ("2", "3", "5", "6", "1")
 
 
 def build_engine(workdir: Path, rate: float):
-    from core.cli.run_cmd import _enabled_strategies, replay_source
-    from core.config import load_config, strategy_params
-    from core.engine.engine import Engine, RunnerSpec
-    from core.model.account import Account
+    """The engine `radar run --replay ... --speed S` would build (`core.engine.assembly.build_engine`:
+    the packaged config's enabled grid strategies on the five series, the whole capital per
+    runner, risk off as on every replay), on a fresh database in `workdir`, no status lines."""
+    from core.config import load_config
+    from core.engine.assembly import RunOptions
+    from core.engine.assembly import build_engine as assemble
     from core.paths import DEFAULT_CONFIG_DIR
 
-    cfg = load_config(DEFAULT_CONFIG_DIR)
-    risk = cfg.risk
-    account = Account(initial_capital=float(risk.account.initial_capital), leverage=float(risk.account.leverage),
-                      maker_fee=float(risk.fees.maker), taker_fee=float(risk.fees.taker))
     speed = rate / len(SYMBOLS) * 3600.0
-    sources = [replay_source(DATA_DIR / f"{s}_USDT-1h.json.gz", speed)[0] for s in SYMBOLS]
-    strategies = _enabled_strategies(cfg, grid_only=True)     # the enabled grid strategies
-    specs = [RunnerSpec(n, strategy_params(cfg, n, s.symbol).model_dump(), s.symbol, s.timeframe)
-             for s in sources for n in strategies]
-    return Engine(workdir / "engine.db", sources, specs, account, status_interval=0)
+    options = RunOptions(db=workdir / "engine.db", replay=tuple(DATA_DIR / f"{s}_USDT-1h.json.gz" for s in SYMBOLS),
+                         speed=speed, status_interval=0, grid_only=True)
+    return assemble(load_config(DEFAULT_CONFIG_DIR), options)
 
 
 async def bench(args, workdir: Path) -> dict:

@@ -16,6 +16,10 @@
   visible screen (`tui.refresh.Coalescer`); hidden screens are repainted when shown.
 * `q` stops the engine (asks first when positions are open) -> return value "quit";
   `d` detaches -> "detach" (the host keeps the engine running headless). No ctrl+z.
+* When the engine ends (end of a replay, or an error) the console stays on the final state
+  (`engine_ended`): the header says "replay finished" or "ENGINE STOPPED: <error>", the
+  trading commands are refused, and `q` leaves at once.
+* Toasts: WARNING alerts and above only, coalesced, two at most (`tui.toasts`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,8 @@ from __future__ import annotations
 import gc
 import getpass
 import logging
-import math
 import socket
 import time
-from collections import deque
 from typing import Any, Callable
 
 from textual.app import App
@@ -34,8 +36,12 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from tui.actions import Action
+from tui.confirmations import confirm_text, position_list
+from tui.job_control import release_job_control_signals
 from tui.refresh import Coalescer
 from tui.screens.base import RadarScreen
+from tui.session import SessionState
+from tui.toasts import ToastCoalescer, alert_toasted, toast_severity
 from tui.widgets.confirm import ConfirmScreen, TypedConfirmScreen
 from tui.widgets.header import HeaderState, RadarHeader
 from tui.widgets.help import HelpScreen
@@ -73,59 +79,10 @@ APP_ACTIONS: tuple[Action, ...] = tuple(
 
 TYPED_WORDS = {"flatten-all": "FLATTEN", "cancel-all": "CANCEL"}
 
+#: app actions that change the engine's trading (refused once the engine has stopped)
+TRADING_COMMANDS = frozenset({"kill", "resume", "flatten-all", "cancel-all"})
+
 TF_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class SessionState:
-    """What the console remembers over its session: first prices, equity samples, ATR, feed ages."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic, equity_points: int = 600,
-                 atr_period: int = 14) -> None:
-        self.clock = clock
-        self.first: dict[str, float] = {}
-        self.equity: deque[float] = deque(maxlen=equity_points)
-        self.atr_period = atr_period
-        self._tr: dict[str, deque[float]] = {}
-        self._prev_close: dict[str, float] = {}
-        self._last_close: dict[str, float] = {}
-        self._seen: dict[str, float] = {}
-        self._last_equity_at: float | None = None
-
-    def first_price(self, symbol: str, last: float | None) -> float | None:
-        if symbol not in self.first and last:
-            self.first[symbol] = last
-        return self.first.get(symbol)
-
-    def on_candle(self, symbol: str, high: float, low: float, close: float) -> None:
-        prev = self._prev_close.get(symbol)
-        tr = high - low if prev is None else max(high - low, abs(high - prev), abs(low - prev))
-        self._tr.setdefault(symbol, deque(maxlen=self.atr_period)).append(tr)
-        self._prev_close[symbol] = close
-        self._last_close[symbol] = close
-        self._seen[symbol] = self.clock()
-
-    def atr_pct(self, symbol: str) -> float | None:
-        trs = self._tr.get(symbol)
-        close = self._last_close.get(symbol)
-        if not trs or len(trs) < self.atr_period or not close:
-            return None
-        return sum(trs) / len(trs) / close * 100.0
-
-    def feed_age(self, symbol: str) -> float | None:
-        t = self._seen.get(symbol)
-        return None if t is None else max(0.0, self.clock() - t)
-
-    def max_feed_age(self) -> float | None:
-        ages = [self.clock() - t for t in self._seen.values()]
-        return max(ages) if ages else None
-
-    def sample_equity(self, equity: float | None, every_s: float = 1.0) -> None:
-        now = self.clock()
-        if equity is None or not math.isfinite(equity):
-            return
-        if self._last_equity_at is None or now - self._last_equity_at >= every_s:
-            self._last_equity_at = now
-            self.equity.append(float(equity))
 
 
 class _TickAPI:
@@ -255,6 +212,8 @@ class RadarApp(App[str]):
         if freeze_gc:
             self._freeze_startup_heap()             # the engine's data: not walked by the GC while starting
         self.engine_stopped = False
+        self.engine_error = ""
+        self.toasts = ToastCoalescer()
         self.paints = 0
         self._screens: dict[str, RadarScreen] = _Screens(self._load)
         self._history: list[str] = []
@@ -265,6 +224,7 @@ class RadarApp(App[str]):
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:
+        release_job_control_signals()               # no suspend; see tui.job_control
         self._load(self.start_screen)               # the others after the first frame (_prepare_screens)
         if self.alerts is not None:
             self._known_alerts = {a.id for a in self.alerts.list()}
@@ -338,9 +298,10 @@ class RadarApp(App[str]):
                 if type(ev) is CandleEvent:
                     self.session.on_candle(ev.symbol, ev.high, ev.low, ev.close)
                 elif isinstance(ev, KillSwitchEvent):
-                    self.notify(f"kill switch {'ON' if ev.active else 'off'} by {ev.actor}"
-                                f"{' (flatten)' if ev.flatten else ''}: {ev.reason}",
-                                severity="error" if ev.active else "information", timeout=8)
+                    if ev.actor != self.actor:      # our own K is reported by its action
+                        self.notify(f"kill switch {'ON' if ev.active else 'off'} by {ev.actor}"
+                                    f"{' (flatten)' if ev.flatten else ''}: {ev.reason}",
+                                    severity="error" if ev.active else "warning", timeout=8)
                 elif isinstance(ev, AlertEvent) and self.alerts is None:
                     self._toast(ev.severity, ev.title)
                 self.coalescer.mark()
@@ -353,13 +314,21 @@ class RadarApp(App[str]):
             self._known_alerts.add(alert.id)
             self._toast(getattr(alert.severity, "value", alert.severity), alert.title)
 
-    def _toast(self, severity: str, title: str) -> None:
-        sev = str(severity)
-        self.notify(f"{sev.upper()}: {title}", title="alert",
-                    severity="error" if sev in ("critical", "error") else
-                    "warning" if sev == "warning" else "information", timeout=10)
+    def _toast(self, severity: Any, title: str) -> None:
+        """A toast for an engine alert: WARNING and above only (INFO goes to the alert log and
+        the screens, see `tui.toasts`); CRITICAL rings the bell too."""
+        if not alert_toasted(severity):
+            return
+        sev = str(getattr(severity, "value", severity)).lower()
+        self.notify(f"{sev.upper()}: {title}", title="alert", severity=toast_severity(sev), timeout=10)
         if sev == "critical":
             self.bell()
+
+    def _on_notify(self, event: Any) -> None:
+        """Every toast of the console goes through the coalescer (repeats counted, two at most)."""
+        event.prevent_default()                      # instead of App._on_notify
+        self.toasts.admit(self._notifications, event.notification)
+        self._refresh_notifications()
 
     # ------------------------------------------------------------------ refresh
     def _tick(self) -> None:
@@ -395,6 +364,10 @@ class RadarApp(App[str]):
         if active is not None:
             self.paint_header(active, api)
             self.refresh_screen(active, api)
+        top = self.screen_stack[-1] if self.screen_stack else None
+        refresh_message = getattr(top, "refresh_message", None)
+        if callable(refresh_message):               # an open confirmation: its counts follow the engine
+            refresh_message()
         self.paints += 1
         if self.paints == 1:
             self.call_after_refresh(self._after_first_frame)
@@ -437,13 +410,34 @@ class RadarApp(App[str]):
         title = ""
         if active is not None:
             title = f"{getattr(active, 'SCREEN_NUMBER', '')} {getattr(active, 'SCREEN_TITLE', '')}".strip()
-        engine = getattr(self.api, "engine", None)
-        stopped = self.engine_stopped or bool(engine is not None and getattr(engine, "finished", False))
+        status = self.engine_status()
         return HeaderState(host=self.host_name, mode=str(snap.get("mode", "paper")), screen=title,
                            equity=snap.get("equity"), day_pnl=snap.get("day_pnl"),
                            kill_active=bool(ks.get("active")), feed_age_s=self.session.max_feed_age(),
                            alerts=self.alerts.unacknowledged_count() if self.alerts is not None else 0,
-                           readonly=self.readonly, stopped=stopped)
+                           readonly=self.readonly, stopped=bool(status), engine_status=status)
+
+    def engine_status(self) -> str:
+        """"" while the engine runs; else how it ended: "replay finished", "ENGINE STOPPED" or
+        "ENGINE STOPPED: <error>"."""
+        engine = getattr(self.api, "engine", None)
+        error = self.engine_error or str(getattr(engine, "error", None) or "")
+        if error:
+            return f"ENGINE STOPPED: {error}"
+        if engine is not None and getattr(engine, "finished", False):
+            return "replay finished"
+        return "ENGINE STOPPED" if self.engine_stopped else ""
+
+    def engine_ended(self, error: BaseException | None = None) -> None:
+        """The host's word that the engine task ended: the console stays on the final state,
+        the header says how it ended (an error is also a toast)."""
+        self.engine_stopped = True
+        if error is not None:
+            self.engine_error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            self.notify(f"engine stopped: {self.engine_error}. The console shows the last state; q quits.",
+                        severity="error", timeout=30)
+        self.coalescer.mark()
+        self.refresh_now()
 
     def paint_header(self, screen: RadarScreen, api: Any = None) -> None:
         try:
@@ -476,6 +470,10 @@ class RadarApp(App[str]):
         if self.readonly and not act.readonly_ok:
             self.notify(f"read-only console: {act.name} is disabled", severity="warning")
             return
+        if target is self and act.name in TRADING_COMMANDS and self.engine_status():
+            self.notify(f"{act.name}: the engine is not running ({self.engine_status()}): nothing to change",
+                        severity="warning")
+            return
         if act.destructive:
             self._confirm_then(target, act)
             return
@@ -483,39 +481,26 @@ class RadarApp(App[str]):
 
     def _confirm_then(self, target: Any, act: Action) -> None:
         async def done(ok: bool | None) -> None:
-            if ok:
+            if ok and target is self and act.name in TRADING_COMMANDS and self.engine_status():
+                self.notify(f"{act.name}: the engine stopped meanwhile ({self.engine_status()}): nothing done",
+                            severity="warning")
+            elif ok:
                 await target.run_action(act.method)
             else:
                 self.notify(f"{act.name}: cancelled, nothing done", timeout=3)
 
         word = TYPED_WORDS.get(act.name) if target is self else getattr(target, "confirm_word", lambda a: None)(act)
-        text = self.confirm_text(act) if target is self else target.confirm_text(act)
+        source = (lambda: self.confirm_text(act)) if target is self else (lambda: target.confirm_text(act))
+        text = source()
         if word:
-            self.push_screen(TypedConfirmScreen(f"{act.name}: are you sure?", text, word), done)
+            self.push_screen(TypedConfirmScreen(f"{act.name}: are you sure?", text, word, source=source), done)
         else:
             label = {"kill": "Trip kill switch", "resume": "Resume trading"}.get(act.name, act.name)
-            self.push_screen(ConfirmScreen(f"{act.name}: confirm", text, label), done)
+            self.push_screen(ConfirmScreen(f"{act.name}: confirm", text, label, source=source), done)
 
     def confirm_text(self, act: Action) -> str:
-        snap = self.api.snapshot()
-        runners = sum(len(v) for v in (snap.get("symbols") or {}).values())
-        pending = sum(1 for v in (snap.get("symbols") or {}).values() for e in v
-                      for o in ((e.get("grid") or {}).get("open_orders") or []) if o.get("purpose") == "entry")
-        positions = self.api.positions()
-        pos_list = ", ".join(f"{p['symbol']} {p.get('side', '')} {p['qty']:.6g}" for p in positions) or "none"
-        if act.name == "kill":
-            return (f"TRIP THE KILL SWITCH on {runners} runner(s): cancel the {pending} pending entry order(s), "
-                    f"keep the stops of the {len(positions)} open position(s) ({pos_list}), and block new "
-                    "entries until `:resume`. Positions are NOT closed.")
-        if act.name == "resume":
-            return "CLEAR THE KILL SWITCH: the strategies place entry orders again from the next candle."
-        if act.name == "flatten-all":
-            return (f"TRIP THE KILL SWITCH AND CLOSE EVERY POSITION AT MARKET: {len(positions)} position(s): "
-                    f"{pos_list}; the {pending} pending entry order(s) are cancelled.")
-        if act.name == "cancel-all":
-            return (f"CANCEL THE {pending} PENDING ENTRY ORDER(S) on {runners} runner(s) and block new entries "
-                    "(kill switch on, stops kept, positions not closed).")
-        return act.description
+        """The confirmation of app action `act`, counted from the engine now (`tui.confirmations`)."""
+        return confirm_text(self.api, act.name, act.description)
 
     # ------------------------------------------------------------------ app actions
     def action_show(self, name: str) -> None:
@@ -542,23 +527,30 @@ class RadarApp(App[str]):
                 self.coalescer.mark()
                 return
 
-    def open_grid(self, symbol: str) -> None:
+    def open_grid(self, symbol: str, strategy: str | None = None) -> None:
+        """Show the Grid screen on `symbol` (and `strategy` when several run on it)."""
+        grid = self._load("grid")
+        show_symbol = getattr(grid, "show_symbol", None)
+        if callable(show_symbol):                   # chosen first: the screen is painted on it when shown
+            show_symbol(symbol, strategy)
         self.action_show("grid")
-        grid = self._screens.get("grid")
-        for attr in ("show_symbol", "select_symbol"):
-            fn = getattr(grid, attr, None)
-            if callable(fn):
-                fn(symbol)
-                break
+
+    def command_screen(self) -> Any:
+        """The screen whose own keys `?` and `:` offer: the view on top when it declares its
+        `ACTIONS` (e.g. a job's results over the Jobs screen), else the numbered screen."""
+        top = self.screen
+        if not isinstance(top, RadarScreen) and getattr(top, "ACTIONS", None) and hasattr(top, "find_action"):
+            return top
+        return self.active_radar_screen()
 
     def palette_commands(self) -> list[PaletteCommand]:
-        active = self.active_radar_screen()
+        active = self.command_screen()
         acts: list[Action] = list(active.ACTIONS) if active is not None else []
         acts += [a for a in APP_ACTIONS if a.name not in {x.name for x in acts}]
         return [PaletteCommand(a.name, a.description, a.key, not self.readonly or a.readonly_ok) for a in acts]
 
     def action_palette(self) -> None:
-        active = self.active_radar_screen()
+        active = self.command_screen()
 
         async def chosen(name: str | None) -> None:
             if not name:
@@ -571,8 +563,9 @@ class RadarApp(App[str]):
         self.push_screen(PaletteScreen(self.palette_commands()), chosen)
 
     def action_help(self) -> None:
-        active = self.active_radar_screen()
-        self.push_screen(HelpScreen(getattr(active, "SCREEN_TITLE", ""), tuple(getattr(active, "ACTIONS", ())),
+        """`?`: the keys of `command_screen()` (a job's results view has its own) and the console's."""
+        shown = self.command_screen()
+        self.push_screen(HelpScreen(getattr(shown, "SCREEN_TITLE", ""), tuple(getattr(shown, "ACTIONS", ())),
                                     APP_ACTIONS, self.readonly))
 
     async def action_kill_switch(self) -> None:
@@ -602,11 +595,14 @@ class RadarApp(App[str]):
         self.exit("detach")
 
     def action_quit_radar(self) -> None:
+        if self.engine_status():                    # nothing left to stop: leave the final state
+            self.exit("quit")
+            return
         positions = self.api.positions()
         if not positions:
             self.exit("quit")
             return
-        pos_list = ", ".join(f"{p['symbol']} {p.get('side', '')} {p['qty']:.6g}" for p in positions)
+        pos_list = position_list(positions)
 
         def done(ok: bool | None) -> None:
             if ok:

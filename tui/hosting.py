@@ -11,7 +11,10 @@
    * `d` (returns "detach"), or SIGHUP (the SSH session died): the console goes away, the
      engine carries on headless in the same process, and that is logged; SIGINT/SIGTERM then
      stop it gracefully;
-   * the engine ended on its own (end of a replay, or an error): the console closes.
+   * the engine ended on its own (end of a replay, or an error): the console stays open on
+     the final state, its header saying "replay finished" or "ENGINE STOPPED: <error>"
+     (`RadarApp.engine_ended`), until the operator presses `q`; then `run_console` returns
+     "engine-ended", or raises the engine's error.
 4. while the console owns the terminal, log records do not go to the terminal (they would
    tear the screen): console stream handlers are muted and restored after (the file log stays).
 
@@ -27,6 +30,8 @@ import signal
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+from tui.job_control import release_job_control_signals
 
 log = logging.getLogger("tui.hosting")
 
@@ -69,7 +74,8 @@ def _stdio_to_devnull() -> None:
 class ConsoleHost:
     """Runs one engine and its console; see the module docstring. Returns the outcome from `run()`:
     "quit" (engine stopped by the operator), "detached" (engine ran headless until it stopped),
-    "engine-ended" (the engine ended while the console was up)."""
+    "engine-ended" (the engine ended while the console was up; the console stayed open on the
+    final state until `q`)."""
 
     def __init__(self, engine: Any, *, api: Any = None, readonly: bool = False, alerts: Any = None,
                  jobs: Any = None, health: Any = None, headless_app: bool = False,
@@ -86,22 +92,27 @@ class ConsoleHost:
         self.detached_by: str | None = None
         self.outcome: str | None = None
         self._signals: list[int] = []
+        self._engine_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ signals
     def _on_sighup(self) -> None:
-        if self.detached_by is None:
+        if not self.headless_app:
+            _stdio_to_devnull()             # the terminal is gone, detached already or not: a later write
+        if self.detached_by is None:        # to it (the run's summary) would fail the process
             self.detached_by = "SIGHUP"
             log.warning("SIGHUP: the terminal went away; the console detaches and the engine carries on "
                         "headless in this process (pid %d)", os.getpid())
-            if not self.headless_app:
-                _stdio_to_devnull()
             self.app.detach("sighup")
+        else:
+            log.warning("SIGHUP: the terminal of the detached console went away; the engine carries on "
+                        "(pid %d), its output goes to the log file only", os.getpid())
 
     def _on_stop_signal(self) -> None:
         log.warning("stop signal: stopping the engine gracefully")
         if self.app.is_running:
             self.app.exit("quit")
-        self.engine.request_stop()
+        if self._engine_task is None or not self._engine_task.done():
+            self.engine.request_stop()
 
     def _install(self) -> None:
         if not self.install_signals:
@@ -119,13 +130,28 @@ class ConsoleHost:
         loop = asyncio.get_running_loop()
         for sig in self._signals:
             loop.remove_signal_handler(sig)
+        if signal.SIGHUP in self._signals and self.detached_by is not None:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)   # a late hang-up must not kill the final report
         self._signals.clear()
+
+    def _engine_ended(self, engine_task: asyncio.Task) -> None:
+        """The engine ended while the console is up: tell the console (it stays open on the
+        final state); its error is re-raised by `run` once the console is closed."""
+        error = None if engine_task.cancelled() else engine_task.exception()
+        if error is None:
+            error = getattr(self.engine, "error", None)
+        if error is not None:
+            log.error("the engine stopped on error: %s; the console stays open on the last state", error)
+        else:
+            log.info("the engine ended (%s); the console stays open on the final state until q",
+                     "replay finished" if getattr(self.engine, "finished", False) else "stopped")
+        self.app.call_later(self.app.engine_ended, error)  # run in the app's own context
 
     # ------------------------------------------------------------------ run
     async def run(self) -> str:
         engine = self.engine
         await engine.start()                               # 1. the engine first
-        engine_task = asyncio.get_running_loop().create_task(engine.run(), name="radar-engine")
+        engine_task = self._engine_task = asyncio.get_running_loop().create_task(engine.run(), name="radar-engine")
         self._install()
         try:
             with terminal_logging_muted():
@@ -133,13 +159,14 @@ class ConsoleHost:
                     self.app.run_async(headless=self.headless_app), name="radar-console")
                 done, _ = await asyncio.wait({app_task, engine_task}, return_when=asyncio.FIRST_COMPLETED)
                 if engine_task in done and not app_task.done():
-                    self.app.engine_stopped = True
-                    self.app.exit("engine-ended")
+                    self._engine_ended(engine_task)
                 try:
                     result = await app_task
                 except Exception:                          # the console crashed: the engine must not
                     log.exception("the console failed; the engine carries on headless")
                     result = "detach"
+                finally:
+                    release_job_control_signals()          # Textual's SIGCONT handler must not outlive it
             if engine_task.done():
                 self.outcome = "engine-ended"
             elif result == "quit":

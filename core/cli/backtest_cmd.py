@@ -109,12 +109,11 @@ def _config_defaults(config_dir: Path, strategy: str, symbol: str | None) -> tup
         from core.config import load_config, strategy_params
     except ImportError:
         return {}, Account()
+    from core.engine.assembly import account_from_config
+
     cfg = load_config(config_dir)
     params = strategy_params(cfg, strategy, symbol).model_dump()
-    risk = cfg.risk
-    account = Account(initial_capital=float(risk.account.initial_capital), leverage=float(risk.account.leverage),
-                      maker_fee=float(risk.fees.maker), taker_fee=float(risk.fees.taker))
-    return params, account
+    return params, account_from_config(cfg)
 
 
 def _funding_series(args: argparse.Namespace, symbol: str, start: int | None, end: int | None):

@@ -31,6 +31,8 @@ COMMAND_MODULES = {
     "optimize": "core.cli.optimize_cmd",
     "run": "core.cli.run_cmd",
     "health": "core.cli.health_cmd",
+    "status": "core.cli.status_cmd",
+    "ctl": "core.cli.ctl_cmd",
 }
 SUBCOMMAND_MODULES = list(COMMAND_MODULES.values())
 

@@ -1,4 +1,5 @@
-"""`load_config(config_dir)`: the five YAML files, validated, as one `RadarConfig`."""
+"""`load_config(config_dir)`: the five YAML files (and the optional `health.yaml`), validated,
+as one `RadarConfig`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from core.config.assets import AssetConfig, AssetsFile
 from core.config.base import ConfigModel
 from core.config.exchanges import ExchangeConfig, ExchangesFile
 from core.config.grids import build_grids
+from core.config.health import HealthConfig
 from core.config.risk import RiskConfig
 from core.config.secret_keys import refuse_secret_keys
 from core.config.strategies import StrategySettings, build_strategies
@@ -23,6 +25,8 @@ STRATEGIES_FILE = "strategies.yaml"
 GRIDS_FILE = "param_grids.yaml"
 RISK_FILE = "risk.yaml"
 EXCHANGES_FILE = "exchanges.yaml"
+#: Optional file: absent, every health threshold takes its default (`core.config.health`).
+HEALTH_FILE = "health.yaml"
 
 #: Every file of a config folder, in the order they are read and validated.
 CONFIG_FILES = (ASSETS_FILE, STRATEGIES_FILE, GRIDS_FILE, RISK_FILE, EXCHANGES_FILE)
@@ -41,6 +45,7 @@ class RadarConfig(BaseModel):
         param_grids: strategy -> {parameter -> values} for the strategies with a grid.
         risk: `risk.yaml`.
         exchanges: account name -> `exchanges.yaml` entry.
+        health: `health.yaml` (the defaults when the folder has none).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -51,6 +56,7 @@ class RadarConfig(BaseModel):
     param_grids: dict[str, dict[str, list[Any]]]
     risk: RiskConfig
     exchanges: dict[str, ExchangeConfig]
+    health: HealthConfig = HealthConfig()
 
     def file(self, name: str) -> str:
         """The path of config file `name` (e.g. "risk.yaml") as used in error messages."""
@@ -74,7 +80,8 @@ def _validate(doc: YamlDoc, model: type[M]) -> M:
 
 def load_config(config_dir: Path) -> RadarConfig:
     """Read and validate `assets.yaml`, `strategies.yaml`, `param_grids.yaml`, `risk.yaml`
-    and `exchanges.yaml` of `config_dir`. Reads only; writes nothing.
+    and `exchanges.yaml` of `config_dir`, and its `health.yaml` when there is one (optional:
+    absent, the defaults of `core.config.health`). Reads only; writes nothing.
 
     Raises:
         ConfigError: the folder or a file is missing, a file is not valid
@@ -96,5 +103,10 @@ def load_config(config_dir: Path) -> RadarConfig:
     grids = build_grids(docs[GRIDS_FILE])
     risk = _validate(docs[RISK_FILE], RiskConfig)
     exchanges = _validate(docs[EXCHANGES_FILE], ExchangesFile).exchanges
+    health = HealthConfig()
+    if (config_dir / HEALTH_FILE).exists():
+        doc = read_yaml(config_dir / HEALTH_FILE)
+        refuse_secret_keys(doc)
+        health = _validate(doc, HealthConfig)
     return RadarConfig(config_dir=config_dir, assets=assets, strategies=strategies,
-                       param_grids=grids, risk=risk, exchanges=exchanges)
+                       param_grids=grids, risk=risk, exchanges=exchanges, health=health)

@@ -11,11 +11,17 @@ What becomes an alert (dedup key, severity):
 * a cycle closed: "cycle:<strategy>:<symbol>:<n>", info, with the cycle's P&L (raised and resolved);
 * the stop moved (a position's stop changed): "stop:<strategy>:<symbol>", info (raised and resolved);
 * a risk rejection: "risk:<symbol>:<code>", warning (dedup per symbol and code; the count rises);
-* the kill switch tripped: "kill_switch", critical; cleared: resolved;
+* the kill switch tripped: "kill_switch", critical; cleared (`EngineAPI.resume`, console `:resume`,
+  Telegram /resume publish `KillSwitchEvent(active=False)`): resolved, and with it every
+  "risk:<symbol>:kill_switch" rejection ("entry refused (kill_switch)"), except for a symbol the
+  engine's kill switch still blocks on its own;
 * a feed stale or reconnecting: "feed.stale:<symbol>" / "feed.reconnect:<symbol>", warning;
   fresh again: both resolved;
 * a data-quality gap: "data.gap:<symbol>:<timeframe>:<from ms>", warning, one alert per gap,
   the detail naming the missing open-time range (inclusive, as `core.data.quality.find_gaps`);
+  when a replay reaches the end of its data (`ReplayFinished`), the gap alerts of the replayed
+  series still unresolved (this run's and earlier runs' on the database) are resolved: the
+  replay is over, nothing is missing from a live feed (they stay in the alert log, resolved);
 * a reconciliation action or anything else published as an `AlertEvent` on the bus:
   "<source>:<title>", its severity;
 * a research job that failed (`JobManager.subscribe(bridge.on_job_event)`): "job:<id>", warning.
@@ -33,14 +39,26 @@ import logging
 from typing import Any
 
 from core.data.feed import FeedFresh, FeedReconnect, FeedStale, iso_ms
-from core.engine.engine import DataGap
+from core.engine.engine import DataGap, ReplayFinished
 from core.events.bus import AlertEvent, EventBus, FillEvent, KillSwitchEvent, PositionEvent, RiskRejection
 
 log = logging.getLogger(__name__)
 
 ACTOR = "engine"
 KINDS = (FillEvent, PositionEvent, RiskRejection, KillSwitchEvent, DataGap, FeedStale, FeedFresh, FeedReconnect,
-         AlertEvent)
+         AlertEvent, ReplayFinished)
+#: Reason code of the risk rejection published while the kill switch blocks entries.
+KILL_SWITCH_REJECTION = "kill_switch"
+
+
+def gap_key_prefix(symbol: str, timeframe: str) -> str:
+    """The dedup-key prefix of the gap alerts of one series: "data.gap:<symbol>:<timeframe>:"."""
+    return f"data.gap:{symbol}:{timeframe}:"
+
+
+def risk_key(symbol: str, code: str) -> str:
+    """The dedup key of a risk rejection alert: "risk:<symbol>:<code>"."""
+    return f"risk:{symbol}:{code}"
 
 
 def gap_detail(gap: DataGap) -> str:
@@ -112,7 +130,7 @@ class EngineAlerts:
     async def handle(self, ev: Any) -> None:
         t = type(ev)
         if t is DataGap:
-            await self._raise(f"data.gap:{ev.symbol}:{ev.timeframe}:{ev.from_ms}", "warning", "data",
+            await self._raise(f"{gap_key_prefix(ev.symbol, ev.timeframe)}{ev.from_ms}", "warning", "data",
                               f"{ev.symbol} {ev.timeframe}: gap of {ev.missing} candle(s) from {iso_ms(ev.from_ms)}",
                               gap_detail(ev))
         elif t is FillEvent:
@@ -138,7 +156,7 @@ class EngineAlerts:
                                   f"{ev.strategy} {ev.symbol}: stop moved {old:.6g} -> {ev.stop:.6g}",
                                   f"{ev.levels_filled} level(s) filled, avg entry {ev.avg_entry:.6g} ({iso_ms(ev.ts)})")
         elif t is RiskRejection:
-            await self._raise(f"risk:{ev.symbol}:{ev.reason}", "warning", "risk",
+            await self._raise(risk_key(ev.symbol, ev.reason), "warning", "risk",
                               f"{ev.symbol}: entry refused ({ev.reason})", ev.detail)
         elif t is KillSwitchEvent:
             if ev.active:
@@ -146,6 +164,9 @@ class EngineAlerts:
                                   f"KILL SWITCH ON by {ev.actor}{' (flatten)' if ev.flatten else ''}", ev.reason)
             else:
                 await self.alerts.resolve("kill_switch", ev.actor or ACTOR)
+                await self._resolve_kill_rejections(ev.actor or ACTOR)
+        elif t is ReplayFinished:
+            await self._resolve_replay_gaps(ev)
         elif t is FeedStale:
             await self._raise(f"feed.stale:{ev.symbol}", "warning", "feed", f"{ev.symbol}: feed stale", str(ev))
         elif t is FeedReconnect:
@@ -156,6 +177,37 @@ class EngineAlerts:
             await self.alerts.resolve(f"feed.reconnect:{ev.symbol}", ACTOR)
         elif t is AlertEvent:
             await self._raise(f"{ev.source}:{ev.title}"[:200], ev.severity, ev.source, ev.title, ev.detail)
+
+    async def _resolve_open(self, keep: Any, actor: str) -> int:
+        """Resolve every unresolved alert whose dedup key satisfies `keep(key)`; returns how many."""
+        n = 0
+        for alert in list(self.alerts.list()):
+            if keep(alert.key) and await self.alerts.resolve(alert.key, actor) is not None:
+                n += 1
+        return n
+
+    async def _resolve_kill_rejections(self, actor: str) -> None:
+        """The kill switch was cleared: the "entry refused (kill_switch)" alerts are over, except
+        for the symbols the engine's kill switch still blocks on their own."""
+        ks = getattr(self.engine, "kill_switch", None)
+        blocked = ks.blocks if ks is not None else (lambda symbol: False)
+        suffix = f":{KILL_SWITCH_REJECTION}"
+
+        def over(key: str) -> bool:
+            if not (key.startswith("risk:") and key.endswith(suffix)):
+                return False
+            return not blocked(key[len("risk:"):-len(suffix)])
+
+        n = await self._resolve_open(over, actor)
+        if n:
+            log.info("kill switch cleared by %s: %d 'entry refused (kill_switch)' alert(s) resolved", actor, n)
+
+    async def _resolve_replay_gaps(self, ev: ReplayFinished) -> None:
+        """The replay ended: the gap alerts of its series are resolved (kept in the log, resolved)."""
+        prefixes = tuple(gap_key_prefix(symbol, tf) for symbol, tf in ev.series)
+        n = await self._resolve_open(lambda key: key.startswith(prefixes), ACTOR)
+        if n:
+            log.info("replay finished: %d gap alert(s) of the replayed data resolved", n)
 
     def on_job_event(self, ev: Any) -> None:
         """`JobManager.subscribe` callback: a failed job becomes a warning alert."""

@@ -23,7 +23,8 @@ One asyncio loop hosts it (and, later, the console and Telegram); it runs headle
   point (the account equity: the sum of the runners'), `on_equity`; a `TripDecision` trips the
   persisted kill switch (actor "risk") in the candle's transaction, then pending entries are
   cancelled and, with `flatten`, positions closed, and a `KillSwitchEvent` is published.
-* a replay that reaches the end of its data closes the open cycles ("end"), then stops;
+* a replay that reaches the end of its data closes the open cycles ("end"), publishes
+  `ReplayFinished` (the replayed series; `core.engine.alerting` resolves their gap alerts), then stops;
   `stop()` (SIGINT/SIGTERM) stops after the candle in progress, state persisted, without
   any end-of-data exit, so the next start resumes.
 """
@@ -97,6 +98,22 @@ class DataGap:
     next_ts: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayFinished:
+    """A replay reached the end of its data (published once, after the open cycles were closed).
+
+    Attributes:
+        series: the replayed (symbol, timeframe) pairs.
+        candles: candles processed by this run (0 when the database had replayed them already).
+        last_ts: open time (ms UTC) of the newest candle each series reached, by (symbol, timeframe);
+            a series that delivered nothing keeps the cursor it resumed from (absent without one).
+    """
+
+    series: tuple[tuple[str, str], ...]
+    candles: int
+    last_ts: dict
+
+
 @dataclass(frozen=True)
 class RunnerSpec:
     """One strategy on one series: registry name, params, symbol, timeframe."""
@@ -167,6 +184,12 @@ class Engine:
         sizing_reserve: paper runners keep this fraction of the cash out of each cycle's sizing
             (0: the spec's sizing, as the backtest; the CLI uses the live ledger's
             `fee_reserve` on the live feed so paper sizes as live does).
+        health: the health thresholds of the run (`core.config.health.HealthConfig`), read by the
+            run's services (`core.engine.services`: loop lag); None: their defaults.
+
+    Attributes (besides the arguments):
+        resumed_after: once started, (symbol, timeframe) -> the open time (ms UTC) of the last
+            candle the database had processed, for the series that resumed (empty on a new database).
     """
 
     def __init__(self, db_path: str | Path, sources: list[CandleSource], specs: list[RunnerSpec],
@@ -174,13 +197,15 @@ class Engine:
                  status_interval: float = 10.0, history_candles: int = 5000, id_prefix: str = "rd",
                  reconnect_limit: int = 3, risk_config: Any = None, risk_groups: dict[str, str] | None = None,
                  clock: Callable[[], int] | None = None, live: LiveSetup | None = None,
-                 sizing_reserve: float = 0.0) -> None:
+                 sizing_reserve: float = 0.0, health: Any = None) -> None:
         if mode not in ("paper", "live"):
             raise RadarError(f"engine mode {mode!r}: expected paper or live")
         if mode == "live" and live is None:
             raise RadarError("a live engine needs its LiveSetup (gateways, client id prefix)")
         self.live = live
         self.sizing_reserve = sizing_reserve
+        self.health = health
+        self.resumed_after: dict[tuple[str, str], int] = {}
         keys = {(s.symbol, s.timeframe) for s in sources}
         for spec in specs:
             if (spec.symbol, spec.timeframe) not in keys:
@@ -269,6 +294,7 @@ class Engine:
                 if all(c is not None for c in cursors):
                     start_after[key] = min(cursors)
                     self._last_ts[key] = min(cursors)
+            self.resumed_after = dict(start_after)
             await self._connect()
             feeds = [src.make_feed(start_after.get((src.symbol, src.timeframe))) for src in self.sources
                      if (src.symbol, src.timeframe) in self._by_key]
@@ -592,6 +618,7 @@ class Engine:
                         await maybe_await(r.finish())
                     self.finished = True
                     log.info("end of the replayed data: %d candles, open cycles closed (end)", stats.candles)
+                    self.bus.publish(ReplayFinished(tuple(self._by_key), stats.candles, dict(last_ts)))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

@@ -16,7 +16,10 @@ Built (all on the engine's event loop, BEFORE the engine's first candle):
   `radar health` in another process shows them;
 * `bot`: the Telegram bot when the secrets hold a token (EngineControl: `core.engine.control`);
   its settings are `telegram_settings`, else the defaults with the Bot API URL of the
-  environment variable RADAR_TELEGRAM_BASE_URL when set (e.g. a local stand-in in tests).
+  environment variable RADAR_TELEGRAM_BASE_URL when set (e.g. a local stand-in in tests);
+* `api`: the engine's API server (`core.api.server`) on `<db>.sock` (with `api=True`, the
+  default): consoles and `radar status` / `radar ctl` attach to it; a live engine already
+  listening there refuses this start (`ApiSocketBusy`); the socket is removed on close.
 
 An alert acknowledged, snoozed or resolved by someone other than the engine (the console,
 Telegram, `radar alerts ack` in another process: seen by the AlertEngine's poll) is logged
@@ -142,13 +145,14 @@ class RunServices:
     bot: Any = None
     notices: Any = None
     control: Any = None
+    api: Any = None
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
     async def open(cls, engine: Any, db_path: str | Path, *, secrets: Any = None, mode: str = "headless",
                    health_interval_s: float = 5.0, heartbeat_interval_s: float = 2.0, jobs: bool = True,
                    telegram: bool = True, alert_config: Any = None,
-                   telegram_settings: Any = None) -> "RunServices":
+                   telegram_settings: Any = None, api: bool = True) -> "RunServices":
         """Build and start every service (see the module docstring); on an error, what was
         started is closed again and the error raised."""
         from core.alerts.engine import AlertEngine
@@ -196,7 +200,7 @@ class RunServices:
             s.watchdog.register("tasks", engine.supervisor.check)
             s.probe = DatabaseProbe(db_path)
             s.watchdog.register("database", s.probe)
-            s.lag = LoopLagSampler()
+            s.lag = LoopLagSampler.from_settings(getattr(getattr(engine, "health", None), "loop_lag", None))
             s.lag.start()
             s.watchdog.register("loop", s.lag.check)
             if s.jobs is not None:
@@ -221,6 +225,10 @@ class RunServices:
                 spawn=lambda name, factory: engine.supervisor.spawn(name, factory, subsystem="heartbeat",
                                                                     critical=False))
             await s.heartbeat.start()
+            if api:
+                from core.api.server import start_api_server
+
+                s.api = await start_api_server(engine, db_path, s, ui=mode)
         except BaseException:
             await s.close()
             raise
@@ -231,7 +239,8 @@ class RunServices:
         if self._closed:
             return
         self._closed = True
-        for what, fn in (("heartbeat", lambda: self.heartbeat and self.heartbeat.close()),
+        for what, fn in (("engine API", lambda: self.api and self.api.stop()),
+                         ("heartbeat", lambda: self.heartbeat and self.heartbeat.close()),
                          ("trade notices", lambda: self.notices and self.notices.close()),
                          ("telegram", lambda: self.bot and self.bot.stop()),
                          ("watchdog", lambda: self.watchdog and self.watchdog.stop()),

@@ -70,7 +70,7 @@ def optimize_params(strategy: str, timeframe: str, series: Sequence[dict], *, st
 def _setup(params: dict):
     """(grid, base params, account, grading config) from the job's config folder."""
     from core.config import load_config, param_grid, strategy_params
-    from core.model.account import Account
+    from core.engine.assembly import account_from_config
     from core.optimize.grade import load_grading_config
 
     config_dir = Path(params["config_dir"])
@@ -78,9 +78,7 @@ def _setup(params: dict):
     strategy = params["strategy"]
     grid = param_grid(cfg, strategy)
     base = strategy_params(cfg, strategy).model_dump()
-    risk = cfg.risk
-    account = Account(initial_capital=float(risk.account.initial_capital), leverage=float(risk.account.leverage),
-                      maker_fee=float(risk.fees.maker), taker_fee=float(risk.fees.taker))
+    account = account_from_config(cfg)
     grading_file = config_dir / "grading.yaml"
     grading = load_grading_config(grading_file if grading_file.is_file() else None)
     return grid, base, account, grading

@@ -347,4 +347,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        9,
+        "engine API: audit of every operator command received over the API socket",
+        """
+        CREATE TABLE api_audit (
+            id          INTEGER PRIMARY KEY,
+            ts_ms       INTEGER NOT NULL,            -- when the command was received, ms UTC
+            os_user     TEXT NOT NULL,               -- OS user of the peer credentials (SO_PEERCRED)
+            uid         INTEGER,                     -- its uid (NULL when the platform cannot tell)
+            source      TEXT NOT NULL,               -- the client's declared source: console | cli | telegram | ...
+            origin      TEXT NOT NULL,               -- from where: socket path and peer process
+            command     TEXT NOT NULL,               -- as asked, e.g. kill, flatten, snooze (also unknown names)
+            args        TEXT NOT NULL,               -- JSON of the arguments (or the malformed body, cut)
+            readonly    INTEGER NOT NULL DEFAULT 0,  -- 1: asked on a read-only connection
+            outcome     TEXT NOT NULL CHECK (outcome IN ('pending', 'ok', 'refused', 'failed')),
+            status      INTEGER,                     -- HTTP status answered
+            message     TEXT NOT NULL DEFAULT '',    -- the answer's sentence (or the error)
+            done_ms     INTEGER                      -- when the outcome was recorded, ms UTC
+        );
+        CREATE INDEX api_audit_ts ON api_audit (ts_ms);
+        """,
+    ),
 ]

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from core.cli.run_cmd import replay_source
 from core.config import load_secrets
 from core.engine.api import EngineAPI
+from core.engine.assembly import replay_source
 from core.engine.engine import Engine, RunnerSpec
 from core.engine.services import TELEGRAM_BASE_URL_VAR, RunServices
 from core.events.bus import AlertEvent

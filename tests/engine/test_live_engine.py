@@ -245,10 +245,11 @@ async def test_cli_live_setup_drives_the_engine(stub, candles, tmp_path):
 
     import yaml
 
-    from core.cli.run_cmd import _live_setup, live_plan
     from core.config import load_config
     from core.config.secrets import Secrets
     from core.data.download import override_api_urls
+    from core.engine.assembly import live_plan
+    from core.engine.assembly import live_setup as _live_setup
     from core.paths import DEFAULT_CONFIG_DIR
 
     cfg_dir = tmp_path / "config"

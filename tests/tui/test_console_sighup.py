@@ -18,6 +18,7 @@ import gzip
 import json
 import os
 import pty
+import select
 import signal
 import struct
 import subprocess
@@ -81,14 +82,18 @@ class PtyConsole:
         os.close(slave)
         self.out = bytearray()
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
 
     def _drain(self) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
+                ready, _, _ = select.select([self.master], [], [], 0.05)
+                if not ready:
+                    continue
                 chunk = os.read(self.master, 65536)
-            except OSError:
+            except (OSError, ValueError):
                 return
             if not chunk:
                 return
@@ -100,7 +105,10 @@ class PtyConsole:
             return self.out.decode("utf-8", "replace")
 
     def hang_up(self) -> None:
-        """Close the master side: the terminal is gone (the kernel sends SIGHUP)."""
+        """Close the master side: the terminal is gone (the kernel sends SIGHUP). The reader stops
+        first: a close while it waits in read() would not release the terminal until it returned."""
+        self._closing.set()
+        self._reader.join(5)
         if self.master >= 0:
             os.close(self.master)
             self.master = -1

@@ -12,6 +12,7 @@ import pytest
 
 from core.engine.api import EngineAPI
 from tests.tui.test_tui_shell import FakeAPI, make_app, replay_engine_at_open_cycle, settle, wait_for
+from tui.formats import fmt_qty
 from tui.screens.alerts import AlertDetailScreen, SnoozePicker
 from tui.screens.base import current_row_key
 from tui.screens.positions import PositionDetailScreen
@@ -127,7 +128,7 @@ async def test_positions_match_snapshot_after_replay_to_fixed_candle(tmp_path: P
             assert row["avg"] == f"{pos['avg_entry']:,.2f}"
             assert row["upnl"].replace("−", "-").replace("+", "") == f"{pos['unrealized']:,.2f}".lstrip("+")
             assert row["levels"].startswith(f"{pos['levels_filled']}/")
-            assert row["qty"] == f"{pos['qty']:,.6f}"
+            assert row["qty"] == fmt_qty(pos["qty"])
             assert row["mark"] == f"{entry['last_price']:,.2f}"
             assert pos["avg_entry"] == pytest.approx(cycle.avg_entry) if cycle.levels_filled == pos["levels_filled"] \
                 else True

@@ -1,5 +1,10 @@
 """4 Alerts: the AlertEngine's alerts; `a` acknowledges, `s` snoozes (15m / 1h / 4h / 24h),
-`enter` shows the detail, `t` cycles the state filter, `v` the severity filter, `/` filters text.
+`enter` shows the detail (where `a` and `s` work too, on the alert shown), `t` cycles the
+state filter, `v` the severity filter, `/` filters text.
+
+Below 110 columns the Last seen and Source columns are left out (the detail view has them)
+and the title is cut to the room left, so the State column (active / acknowledged /
+snoozed) always shows.
 
 Severity reads as a word with a marker (CRIT ‼, ERROR !, WARN, info), never by colour alone.
 Acknowledge and snooze go through `AlertEngine.ack/snooze` (persisted before they return),
@@ -9,7 +14,7 @@ run as workers so the console never waits on the database.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,13 +25,19 @@ from textual.widgets import DataTable, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.actions import Action
-from tui.screens.base import FILTER, SORT, SORT_REV, SortValue, TableScreen
+from tui.screens.base import FILTER, SORT, SORT_REV, ColumnSpec, SortValue, TableScreen
 
 SNOOZE_CHOICES = ("15m", "1h", "4h", "24h")
 STATE_FILTERS = (None, "active", "acknowledged", "snoozed", "resolved")   # None = every unresolved
 SEVERITY_FILTERS = (None, "critical", "error", "warning", "info")
 SEV_LABEL = {"critical": ("CRIT ‼", "bold white on red", 4), "error": ("ERROR !", "bold red", 3),
              "warning": ("WARN", "yellow", 2), "info": ("info", "dim", 1)}
+#: content width of each column but the title (the title gets the room left)
+COLUMN_WIDTHS = {"id": 4, "sev": 8, "count": 5, "first": 14, "last": 14, "state": 12, "source": 10}
+#: below this terminal width, Last seen and Source are left out
+WIDE = 110
+#: the narrowest title column
+MIN_TITLE = 12
 
 
 def fmt_ms(ms: int | None) -> str:
@@ -37,6 +48,13 @@ def fmt_ms(ms: int | None) -> str:
 
 def _val(x: Any) -> str:
     return getattr(x, "value", x)
+
+
+def _cut(cell: SortValue) -> SortValue:
+    """The cell on one line, cut with an ellipsis to its column's width."""
+    cell.no_wrap = True
+    cell.overflow = "ellipsis"
+    return cell
 
 
 class SnoozePicker(ModalScreen[str | None]):
@@ -76,16 +94,21 @@ class SnoozePicker(ModalScreen[str | None]):
 
 
 class AlertDetailScreen(ModalScreen[None]):
+    """One alert in full; `a` acknowledges it, `s` snoozes it (through `owner`, the Alerts
+    screen, with the same read-only rule), `esc` goes back."""
+
     DEFAULT_CSS = """
     AlertDetailScreen { align: center middle; }
     AlertDetailScreen > VerticalScroll { width: 90%; max-width: 100; height: 80%; border: round $accent;
                                          background: $surface; padding: 0 1; }
     """
-    BINDINGS = [Binding("escape", "close", "Back"), Binding("q", "close", "Back", show=False)]
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("q", "close", "Back", show=False),
+                Binding("a", "ack", "Acknowledge"), Binding("s", "snooze", "Snooze")]
 
-    def __init__(self, alert: Any) -> None:
+    def __init__(self, alert: Any, owner: AlertsScreen | None = None) -> None:
         super().__init__()
         self.alert = alert
+        self.owner = owner
 
     def compose(self) -> ComposeResult:
         a = self.alert
@@ -104,11 +127,32 @@ class AlertDetailScreen(ModalScreen[None]):
         t.append("\n")
         t.append(a.detail or "(no detail)")
         with VerticalScroll():
-            yield Static(t)
-            yield Static(Text("esc: back   (times UTC)", style="dim"))
+            yield Static(t, id="alert-detail")
+            yield Static(Text("a: acknowledge   s: snooze   esc: back   (times UTC)", style="dim"))
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    async def action_ack(self) -> None:
+        if self.owner is None:
+            self.notify("acknowledge from the Alerts screen", severity="warning")
+            return
+        await self.owner.ack_alert(self.alert)
+        await self._reload()
+
+    def action_snooze(self) -> None:
+        if self.owner is None:
+            self.notify("snooze from the Alerts screen", severity="warning")
+            return
+        self.owner.snooze_alert(self.alert, done=self._reload)
+
+    async def _reload(self) -> None:
+        """Show the alert as stored now (its state after an ack or a snooze)."""
+        eng = getattr(self.owner, "alerts", None)
+        fresh = eng.get(self.alert.id) if eng is not None else None
+        if fresh is not None:
+            self.alert = fresh
+            await self.recompose()
 
 
 class AlertsScreen(TableScreen):
@@ -135,6 +179,19 @@ class AlertsScreen(TableScreen):
     def compose_top(self) -> ComposeResult:
         yield Static("", id="alert-filters")
 
+    def column_layout(self, width: int) -> tuple[ColumnSpec, ...]:
+        """Every column from `WIDE` columns up; narrower, without Last seen and Source. The
+        title gets the width left (each column has one cell of padding a side, and two cells
+        are kept for the scroll bar)."""
+        keys = [k for k, _ in self.COLUMNS if width >= WIDE or k not in ("last", "source")]
+        fixed = sum(COLUMN_WIDTHS[k] for k in keys if k != "title")
+        title = max(MIN_TITLE, width - 2 - fixed - 2 * len(keys))
+        labels = dict(self.COLUMNS)
+        return tuple((k, labels[k], title if k == "title" else COLUMN_WIDTHS[k]) for k in keys)
+
+    def on_filter_cleared(self) -> None:
+        self._show_filters(self.alerts)
+
     @property
     def alerts(self) -> Any:
         return getattr(self.app, "alerts", None)
@@ -152,7 +209,7 @@ class AlertsScreen(TableScreen):
             rows[str(a.id)] = (
                 SortValue(str(a.id), a.id, justify="right"),
                 SortValue(label, rank, style=style),
-                SortValue(a.title, a.title),
+                _cut(SortValue(a.title, a.title)),
                 SortValue(str(a.count), a.count, justify="right"),
                 SortValue(fmt_ms(a.first_seen_ms), a.first_seen_ms),
                 SortValue(fmt_ms(a.last_seen_ms), a.last_seen_ms),
@@ -198,15 +255,34 @@ class AlertsScreen(TableScreen):
 
     async def action_ack_selected(self) -> None:
         a = self._selected_alert()
-        if a is None:
+        if a is not None:
+            await self.ack_alert(a)
+
+    def action_snooze_selected(self) -> None:
+        a = self._selected_alert()
+        if a is not None:
+            self.snooze_alert(a)
+
+    def _refused(self, name: str) -> bool:
+        """True (and said) when the read-only console refuses action `name`."""
+        act = self.find_action(name)
+        if act is not None and getattr(self.app, "readonly", False) and not act.readonly_ok:
+            self.notify(f"read-only console: {name} is disabled", severity="warning")
+            return True
+        return False
+
+    async def ack_alert(self, a: Any) -> None:
+        """Acknowledge alert `a` (persisted), say the outcome, repaint."""
+        if self._refused("ack") or self.alerts is None:
             return
         res = await self.alerts.ack(a.id, self.actor())
         self.notify(res.message, severity="information" if res.ok else "error")
         self._repaint()
 
-    def action_snooze_selected(self) -> None:
-        a = self._selected_alert()
-        if a is None:
+    def snooze_alert(self, a: Any, done: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Ask for a duration, snooze alert `a` (persisted), say the outcome, repaint; then
+        await `done()` (the detail view reloads itself)."""
+        if self._refused("snooze") or self.alerts is None:
             return
 
         async def picked(duration: str | None) -> None:
@@ -215,13 +291,15 @@ class AlertsScreen(TableScreen):
             res = await self.alerts.snooze(a.id, self.actor(), duration=duration)
             self.notify(res.message, severity="information" if res.ok else "error")
             self._repaint()
+            if done is not None:
+                await done()
 
         self.app.push_screen(SnoozePicker(a.title), picked)
 
     def action_detail(self) -> None:
         a = self._selected_alert()
         if a is not None:
-            self.app.push_screen(AlertDetailScreen(a))
+            self.app.push_screen(AlertDetailScreen(a, owner=self))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

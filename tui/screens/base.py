@@ -277,22 +277,35 @@ SORT_REV = Action("sort-reverse", "O", "Reverse the sort order", "sort_reverse",
 
 
 class FilterInput(Input):
+    """The `/` filter line of a TableScreen (hidden until `/`; `esc` in it clears the filter)."""
+
     DEFAULT_CSS = "FilterInput { height: 3; display: none; } FilterInput.-shown { display: block; }"
     BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
 
     def action_clear_filter(self) -> None:
-        self.value = ""
-        self.remove_class("-shown")
         scr = self.screen
         if isinstance(scr, TableScreen):
-            scr.table.focus()
+            scr.clear_filter()
+        else:
+            self.value = ""
+            self.remove_class("-shown")
+
+
+#: a column shown: (key, label, width in cells or None for the content's width)
+ColumnSpec = tuple[str, str, "int | None"]
 
 
 class TableScreen(RadarScreen):
-    """A RadarScreen around one live DataTable: rows by key, `/` filter, `o`/`O` sort."""
+    """A RadarScreen around one live DataTable: rows by key, `/` filter, `o`/`O` sort.
+
+    `esc` clears an active filter first; with no filter it goes back (the app's `esc`).
+    `column_layout(width)` picks the columns shown at a terminal width (all of `COLUMNS` by
+    default): a narrow terminal drops or narrows the least useful ones, and the table is
+    rebuilt (rows kept, cursor kept) when a resize changes the layout."""
 
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()   # (key, label)
     TABLE_ID: ClassVar[str] = "table"
+    BINDINGS = [Binding("escape", "escape", "Clear the filter, else back", show=False)]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -301,12 +314,29 @@ class TableScreen(RadarScreen):
         self.sort_reverse = False
         self._cache: dict[str, tuple[str, ...]] = {}
         self._last_rows: dict[str, Sequence[object]] = {}
+        self._layout: tuple[ColumnSpec, ...] = ()
+        self._shown: list[int] = []            # indexes in COLUMNS of the columns shown
+
+    def column_layout(self, width: int) -> tuple[ColumnSpec, ...]:
+        """The columns shown at a terminal `width` (override to fit narrow terminals)."""
+        return tuple((key, label, None) for key, label in self.COLUMNS)
+
+    def _set_layout(self, table: DataTable, layout: tuple[ColumnSpec, ...]) -> None:
+        self._layout = layout
+        index = {key: i for i, (key, _) in enumerate(self.COLUMNS)}
+        self._shown = [index[key] for key, _, _ in layout]
+        for key, label, width in layout:
+            table.add_column(label, key=key, width=width)
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """The keys of the columns shown now."""
+        return [key for key, _, _ in self._layout]
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
         table = LiveTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
-        for key, label in self.COLUMNS:
-            table.add_column(label, key=key)
+        self._set_layout(table, self.column_layout(self.app.size.width))
         yield table
         yield from self.compose_bottom()
         yield FilterInput(placeholder="/filter (enter keeps it, esc clears)", id="filter")
@@ -338,10 +368,26 @@ class TableScreen(RadarScreen):
     def _apply_rows(self) -> None:
         rows = {k: v for k, v in self._last_rows.items() if self.filter_matches(k, v)}
         table = self.table
-        structural = sync_table(table, rows, [k for k, _ in self.COLUMNS], self._cache)
+        shown = self._shown
+        cells = rows if len(shown) == len(self.COLUMNS) else {k: [v[i] for i in shown] for k, v in rows.items()}
+        structural = sync_table(table, cells, self.shown_columns, self._cache)
         if structural and self.sort_column is not None:
             self._sort()
         self.after_refresh(rows)
+
+    def on_resize(self) -> None:
+        layout = self.column_layout(self.size.width)
+        if layout == self._layout or not self.is_mounted:
+            return
+        table = self.table
+        key = current_row_key(table)
+        table.clear(columns=True)
+        self._cache.clear()
+        self._set_layout(table, layout)
+        if self.sort_column not in self.shown_columns:
+            self.sort_column = None
+        self._apply_rows()
+        keep_cursor(table, key)
 
     def after_refresh(self, rows: Mapping[str, Sequence[object]]) -> None:
         """Hook after each refresh (totals, sparkline...)."""
@@ -354,6 +400,28 @@ class TableScreen(RadarScreen):
         f = self.query_one(FilterInput)
         f.add_class("-shown")
         self.call_after_refresh(f.focus)
+
+    def clear_filter(self) -> None:
+        """Drop the text filter: every row again, the filter line hidden, the table focused."""
+        f = self.query_one(FilterInput)
+        self.filter_text = ""
+        with f.prevent(Input.Changed):
+            f.value = ""
+        f.remove_class("-shown")
+        self.table.focus()
+        self._apply_rows()
+        self.on_filter_cleared()
+
+    def on_filter_cleared(self) -> None:
+        """Hook after `clear_filter` (e.g. a filter summary line to repaint)."""
+
+    async def action_escape(self) -> None:
+        """`esc`: clear the filter when one is set (or its line is open), else go back."""
+        if self.filter_text or self.query_one(FilterInput).has_class("-shown"):
+            self.clear_filter()
+            return
+        if hasattr(self.app, "action_back"):
+            await self.app.run_action("back")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if isinstance(event.input, FilterInput):
@@ -368,7 +436,7 @@ class TableScreen(RadarScreen):
             self.table.focus()
 
     def action_sort_next(self) -> None:
-        keys = [k for k, _ in self.COLUMNS]
+        keys = self.shown_columns
         if not keys:
             return
         i = keys.index(self.sort_column) + 1 if self.sort_column in keys else 0
@@ -379,7 +447,7 @@ class TableScreen(RadarScreen):
     def action_sort_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
         if self.sort_column is None:
-            self.sort_column = self.COLUMNS[0][0]
+            self.sort_column = self.shown_columns[0]
         self._sort()
 
     def _sort(self) -> None:

@@ -9,7 +9,8 @@ the last cycles, the candle history for the chart, the leverage) is read from th
 runner behind the API when it is there (`api.engine.runners`), read-only; any of it missing
 just leaves the matching column "—" or the chart empty.
 
-Keys: `n` / `p` next / previous symbol (the grid of each runner on it in turn).
+Keys: `n` / `p` next / previous symbol (the grid of each runner on it in turn); the Scanner's
+`g` opens this screen on its selected row (`show_symbol`).
 Layout: at 120 columns and wider the chart and the cycles sit beside the ladder; narrower,
 the chart collapses and the cycles go under the ladder.
 """
@@ -235,6 +236,7 @@ class GridScreen(RadarScreen):
         super().__init__(**kwargs)
         self.api = api
         self.symbol = symbol
+        self._strategy: str | None = None
         self.entries: list[tuple[str, str]] = []   # (symbol, strategy) in display order
         self.view: GridView | None = None
         self._sig: tuple | None = None
@@ -268,7 +270,7 @@ class GridScreen(RadarScreen):
         if self.symbol is None or all(s != self.symbol for s, _ in self.entries):
             self.symbol = self.entries[0][0]
             self._strategy = self.entries[0][1]
-        strategy = getattr(self, "_strategy", None)
+        strategy = self._strategy
         if (self.symbol, strategy) not in self.entries:
             strategy = next(st for s, st in self.entries if s == self.symbol)
             self._strategy = strategy
@@ -290,10 +292,20 @@ class GridScreen(RadarScreen):
             chart.request(chart_key(api, view), lambda: chart_data(api, view))
 
     # ---------------------------------------------------------------- actions
+    def show_symbol(self, symbol: str, strategy: str | None = None) -> None:
+        """Show the grid of `symbol` (its runner of `strategy`, else its first one): what the
+        Scanner's `g` calls. Painted now when the screen is mounted, else when it is shown."""
+        self.symbol = symbol
+        self._strategy = strategy
+        self._sig = None
+        self.stale = True
+        if self.api is not None and self.is_mounted:
+            self.refresh_data(self.api)
+
     def _step(self, d: int) -> None:
         if not self.entries:
             return
-        cur = (self.symbol, getattr(self, "_strategy", None))
+        cur = (self.symbol, self._strategy)
         i = self.entries.index(cur) if cur in self.entries else -1
         self.symbol, self._strategy = self.entries[(i + d) % len(self.entries)]
         self._sig = None

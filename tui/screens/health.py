@@ -3,8 +3,8 @@ figures operators ask for: feed latency per symbol, event-loop lag, database siz
 rate-limit headroom, Telegram queue.
 
 Source: `source()` returning `{subsystem: SubsystemHealth}` (e.g. `Watchdog.snapshot`), given
-to the constructor, else `api.health()` / `app.health.snapshot()` (the app's watchdog) when they exist. The
-figures come from the checks' metrics (core.health): feeds `age_s`, loop `p50_s/p99_s/max_s`,
+to the constructor, else `app.health.snapshot()` (the app's watchdog), else `api.health()` when
+it answers in that shape. The figures come from the checks' metrics (core.health): feeds `age_s`, loop `p50_s/p99_s/max_s`,
 database `size_bytes/free_bytes/latency_s`, telegram `queued/failed/dropped/retrying`, and
 rate-limit headroom from a gateway/exchange metric `rate_limit_remaining` (+ `rate_limit`)
 when a check reports it ("n/a" otherwise). The table is updated by row key, changed cells only.
@@ -146,12 +146,16 @@ class HealthScreen(RadarScreen):
     def _snapshot(self, api: Any) -> Mapping[str, Any] | None:
         if self.source is not None:
             return self.source()
-        fn = getattr(api, "health", None)
-        if callable(fn):
-            return fn()
         # RadarApp keeps the watchdog as `app.health` (run_console(health=...))
         wd = getattr(self.app, "health", None) or getattr(self.app, "watchdog", None)
-        return wd.snapshot() if wd is not None and hasattr(wd, "snapshot") else None
+        if wd is not None and hasattr(wd, "snapshot"):
+            return wd.snapshot()
+        fn = getattr(api, "health", None)
+        snap = fn() if callable(fn) else None
+        # only {subsystem: SubsystemHealth}; EngineAPI.health() answers a JSON-shaped dict instead
+        if isinstance(snap, Mapping) and all(hasattr(h, "status") for h in snap.values()):
+            return snap
+        return None
 
     def refresh_data(self, api: Any) -> None:
         self._api = api

@@ -8,6 +8,11 @@
 * A finished job opens `ResultsScreen`: grade, score and the five criteria, the top 10 combos
   by OOS Sharpe, and a heatmap of OOS Sharpe over two parameters (`x` / `y` pick them).
 
+* The table fits the terminal (`job_columns`): the detail column gets the width left and is
+  cut with an ellipsis; below 120 columns the phase and window columns are left out and the
+  progress bar is shorter.
+* `?` on the results view shows the results view's keys (`ResultsScreen.ACTIONS`).
+
 The manager comes from the constructor, else the app's `jobs` attribute.
 """
 
@@ -20,6 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
+from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from core.jobs.model import DONE, TERMINAL, JobEvent, JobRecord
@@ -33,13 +39,39 @@ from tui.screens.base import RadarScreen
 COLUMNS = (("id", "id"), ("what", "job"), ("state", "state"), ("progress", "progress"), ("phase", "phase"),
            ("window", "window"), ("eta", "ETA"), ("detail", "detail"))
 BAR = 12
+#: the progress bar below `WIDE` columns
+SHORT_BAR = 6
+#: from this terminal width every column shows
+WIDE = 120
+#: content width of the fixed columns at (wide, narrow) widths; the detail gets the rest
+WIDTHS = {"id": (4, 4), "what": (30, 24), "state": (9, 9), "progress": (BAR + 7, SHORT_BAR + 7), "phase": (10, 0),
+          "window": (7, 0), "eta": (6, 6)}
+#: the narrowest detail column
+MIN_DETAIL = 8
 
 
-def progress_bar(percent: float) -> str:
+def progress_bar(percent: float, bar: int = BAR) -> str:
     """A text bar with the percent printed: "[#####-------]  42%"."""
     p = max(0.0, min(100.0, percent or 0.0))
-    n = int(round(p / 100 * BAR))
-    return f"[{'#' * n}{'-' * (BAR - n)}] {p:3.0f}%"
+    n = int(round(p / 100 * bar))
+    return f"[{'#' * n}{'-' * (bar - n)}] {p:3.0f}%"
+
+
+def job_columns(width: int) -> tuple[tuple[str, str, int], ...]:
+    """(key, label, content width) of the Jobs table's columns at a terminal `width`: the
+    phase and window columns only from `WIDE` up; the detail column gets the width left (one
+    cell of padding a side per column, two cells kept for the scroll bar)."""
+    wide = width >= WIDE
+    keys = [k for k, _ in COLUMNS if k == "detail" or WIDTHS[k][0 if wide else 1]]
+    fixed = sum(WIDTHS[k][0 if wide else 1] for k in keys if k != "detail")
+    detail = max(MIN_DETAIL, width - 2 - fixed - 2 * len(keys))
+    labels = dict(COLUMNS)
+    return tuple((k, labels[k], detail if k == "detail" else WIDTHS[k][0 if wide else 1]) for k in keys)
+
+
+def _one_line(value: str) -> Text:
+    """A cell kept on one line, cut with an ellipsis to its column (plain text, no markup)."""
+    return Text(value, no_wrap=True, overflow="ellipsis", end="")
 
 
 def fmt_eta(eta: float | None) -> str:
@@ -86,15 +118,35 @@ class JobsScreen(RadarScreen):
         self.form_defaults = form_defaults
         self.jobs: dict[int, dict] = {}          # id -> {"title", "state", "params"}
         self._unsubscribe = None
+        self._cells: dict[int, dict[str, str]] = {}   # id -> every column's text, shown or not
+        self._percent: dict[int, float] = {}
+        self._columns: tuple[tuple[str, str, int], ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static("n new job   c cancel   o/enter results", id="jobs-help")
         yield DataTable(id="jobs-table", cursor_type="row")
 
+    def _add_columns(self, t: DataTable, width: int) -> None:
+        self._columns = job_columns(width)
+        for key, label, w in self._columns:
+            t.add_column(label, key=key, width=w)
+
+    def on_resize(self) -> None:
+        if not self._columns or job_columns(self.size.width) == self._columns:
+            return
+        t = self.query_one(DataTable)
+        keys = [rk.value for rk in t.rows]
+        cursor = self.selected_job()
+        t.clear(columns=True)
+        self._add_columns(t, self.size.width)
+        for key in keys:
+            self._set_row(int(key), {})
+        if cursor is not None:
+            t.move_cursor(row=t.get_row_index(str(cursor)), animate=False)
+
     def on_mount(self) -> None:
         t = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            t.add_column(label, key=key)
+        self._add_columns(t, self.app.size.width)
         if self.manager is None:
             self.manager = getattr(self.app, "jobs", None)
         if self.manager is not None:
@@ -113,15 +165,31 @@ class JobsScreen(RadarScreen):
         self.post_message(self.JobsLoaded(recs))
 
     # ---------------------------------------------------------------- rows
-    def _set_row(self, job_id: int, cells: dict[str, str]) -> None:
+    def _shown(self, job_id: int) -> dict[str, Any]:
+        """The cells of job `job_id` for the columns shown now."""
+        cells = self._cells.get(job_id, {})
+        short = {k: w for k, _, w in self._columns}.get("progress") != WIDTHS["progress"][0]
+        out: dict[str, Any] = {}
+        for key, _, _ in self._columns:
+            v = cells.get(key, "")
+            if key == "progress" and short and job_id in self._percent:
+                v = progress_bar(self._percent[job_id], SHORT_BAR)
+            out[key] = _one_line(v)                 # never read as markup: "[####---]" is a bar
+        return out
+
+    def _set_row(self, job_id: int, cells: dict[str, str], percent: float | None = None) -> None:
+        self._cells.setdefault(job_id, {}).update(cells)
+        if percent is not None:
+            self._percent[job_id] = percent
         t = self.query_one(DataTable)
         key = str(job_id)
+        shown = self._shown(job_id)
         if key in t.rows:
-            for col, v in cells.items():
+            for col, v in shown.items():
                 if t.get_cell(key, col) != v:
                     t.update_cell(key, col, v)
         else:
-            t.add_row(*(cells.get(k, "") for k, _ in COLUMNS), key=key)
+            t.add_row(*shown.values(), key=key)
 
     def on_jobs_screen_jobs_loaded(self, msg: "JobsScreen.JobsLoaded") -> None:
         for r in reversed(msg.records):
@@ -131,7 +199,7 @@ class JobsScreen(RadarScreen):
             info.update(title=job_title(r.params), state=r.state, params=r.params, result=r.result)
             self._set_row(r.id, {"id": str(r.id), "what": info["title"], "state": r.state.upper(),
                                  "progress": progress_bar(r.progress), "phase": r.phase or "",
-                                 "window": "", "eta": "—", "detail": r.error or ""})
+                                 "window": "", "eta": "—", "detail": r.error or ""}, r.progress)
 
     def on_jobs_screen_job_update(self, msg: "JobsScreen.JobUpdate") -> None:
         ev = msg.event
@@ -142,7 +210,7 @@ class JobsScreen(RadarScreen):
                  "progress": progress_bar(ev.percent), "phase": ev.phase,
                  "window": f"{ev.window}/{ev.n_windows}" if ev.n_windows else "",
                  "eta": fmt_eta(ev.eta_s), "detail": ev.error or ev.detail}
-        self._set_row(ev.job_id, cells)
+        self._set_row(ev.job_id, cells, ev.percent)
 
     def selected_job(self) -> int | None:
         t = self.query_one(DataTable)
@@ -217,8 +285,15 @@ class JobsScreen(RadarScreen):
 class ResultsScreen(Screen):
     """A finished job's results (module docstring); `s` next symbol, `x` / `y` heatmap axes."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("x", "axis(0)", "Heatmap: next column param"),
-                Binding("y", "axis(1)", "Heatmap: next row param"), Binding("s", "next_result", "Next symbol")]
+    SCREEN_TITLE = "Job results"
+    #: its keys, for the app's `?` help and `:` palette (the bindings are built from them)
+    ACTIONS = (
+        Action("heatmap-x", "x", "Heatmap: the next parameter across", "axis(0)", readonly_ok=True),
+        Action("heatmap-y", "y", "Heatmap: the next parameter down", "axis(1)", readonly_ok=True),
+        Action("next-result", "s", "Show the next symbol's result of this job", "next_result", readonly_ok=True),
+        Action("close", "escape", "Back to the Jobs screen", "close", readonly_ok=True),
+    )
+    BINDINGS = [Binding(a.key, a.method, a.description) for a in ACTIONS]
 
     DEFAULT_CSS = """
     ResultsScreen #res-head { height: auto; padding: 0 1; border-bottom: solid $primary; }
@@ -312,6 +387,13 @@ class ResultsScreen(Screen):
             nxt = (nxt + 1) % len(self.params)
         self.axes[which] = nxt
         self._heat()
+
+    def find_action(self, name: str) -> Action | None:
+        """The action named `name` of this view (the app's palette runs it)."""
+        return next((a for a in self.ACTIONS if a.name == name), None)
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
 
     def action_next_result(self) -> None:
         if self.results:

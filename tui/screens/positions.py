@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Sparkline, Static
 
 from tui.actions import Action
+from tui.formats import fmt_price, fmt_qty
 from tui.screens.base import (FILTER, SORT, SORT_REV, SortValue, TableScreen, fmt_num, fmt_signed,
                               rows_of_symbols)
 
@@ -51,9 +52,9 @@ class PositionDetailScreen(ModalScreen[None]):
         with VerticalScroll():
             head = Text()
             head.append(f"{self.symbol}  {self.strategy}  {p.get('side', '')}\n", "bold")
-            head.append(f"qty {p.get('qty', 0):.6g}   avg entry {p.get('avg_entry') or 0:,.6g}   "
-                        f"mark {self.mark or 0:,.6g}   stop {p.get('stop') or 0:,.6g}   "
-                        f"take-profit {g.get('take_profit') or 0:,.6g}\n")
+            head.append(f"qty {fmt_qty(p.get('qty', 0))}   avg entry {fmt_price(p.get('avg_entry'))}   "
+                        f"mark {fmt_price(self.mark)}   stop {fmt_price(p.get('stop'))}   "
+                        f"take-profit {fmt_price(g.get('take_profit'))}\n")
             head.append(f"levels filled {g.get('levels_filled', 0)}/{g.get('num_levels', 0)}   "
                         f"cycles so far {g.get('cycles', 0)}   cash {g.get('cash', 0):,.2f}   "
                         f"equity {g.get('equity', 0):,.2f}\n")
@@ -67,7 +68,7 @@ class PositionDetailScreen(ModalScreen[None]):
                 status = "filled ✓" if i < filled else ("pending" if i in orders else "—")
                 d = (price - self.mark) / self.mark * 100 if price and self.mark else None
                 ds = "—" if d is None else f"{'+' if d > 0 else '−' if d < 0 else '±'}{abs(d):.2f}%"
-                t.add_row(f"L{i}", "—" if price is None else f"{price:,.6g}", ds, status,
+                t.add_row(f"L{i}", fmt_price(price), ds, status,
                           orders[i]["client_id"] if i in orders else "")
             yield Static(t)
             o = Table(title="open orders", title_justify="left", box=None)
@@ -75,7 +76,7 @@ class PositionDetailScreen(ModalScreen[None]):
                 o.add_column(c)
             for od in g.get("open_orders") or []:
                 o.add_row(str(od.get("client_id")), str(od.get("purpose")), str(od.get("level")),
-                          "—" if od.get("price") is None else f"{od['price']:,.6g}")
+                          fmt_price(od.get("price")))
             yield Static(o)
             yield Static(Text("esc: back", style="dim"))
 
@@ -129,7 +130,7 @@ class PositionsScreen(TableScreen):
                 SortValue(("▲ " if side == "long" else "▼ ") + side, side),
                 SortValue(f"{p.get('levels_filled', 0)}/{grid.get('num_levels', '?')}", p.get("levels_filled", 0),
                           justify="right"),
-                fmt_num(qty, 6),
+                SortValue(fmt_qty(qty), qty, justify="right"),
                 fmt_num(avg),
                 fmt_num(mark),
                 fmt_signed(upnl, 2),

@@ -107,7 +107,7 @@ class ScannerScreen(TableScreen):
         key = self.selected_key()
         if key is None:
             return
-        symbol = key.split("|", 1)[0]
+        symbol, _, strategy = key.partition("|")
         opener = getattr(self.app, "open_grid", None)
         if opener is not None:
-            opener(symbol)
+            opener(symbol, strategy or None)

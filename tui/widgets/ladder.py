@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.formats import fmt_price, fmt_qty
+
 PENDING = "pending"
 PLACED = "placed"
 FILLED = "filled"
@@ -29,28 +31,10 @@ FILLED = "filled"
 K_PRICE, K_TP, K_SL, K_AVG, K_LEVEL = "price", "tp", "sl", "avg", "level"
 
 
-def fmt_price(x: float | None) -> str:
-    """A price with enough digits to tell levels apart: 65,432.10 / 1.2346 / 0.00012345."""
-    if x is None or not math.isfinite(x):
-        return "—"
-    ax = abs(x)
-    if ax >= 1000:
-        return f"{x:,.2f}"
-    if ax >= 1:
-        return f"{x:,.4f}"
-    return f"{x:.8f}"
-
-
 def fmt_pct(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "—"
     return f"{x:+.2f}%"
-
-
-def fmt_qty(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "—"
-    return f"{x:.6g}"
 
 
 def fmt_money(x: float | None) -> str:

@@ -1,0 +1,11 @@
+"""The engine's API: a running engine serves it on a private Unix socket next to its database
+(`<db>.sock`, mode 0600, peer credentials checked), HTTP + websocket (aiohttp), versioned
+under `/v1/`; consoles, the CLI (`radar status`, `radar ctl`) and scripts attach to it.
+
+* `protocol`: version, socket path, headers, JSON, client-side errors.
+* `server`: `ApiServer` (endpoints, read-only connections, audit of commands).
+* `client`: `EngineClient`, the async client.
+* `commands`, `events`, `metrics`, `audit`, `peercred`, `sockets`: the parts.
+
+Example: `curl --unix-socket ~/.local/share/radar/radar.db.sock http://radar/v1/snapshot`.
+"""
