@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Callable
 
 from core.executor.client_ids import ClientIds
 from core.executor.gateway import ClosingFill
@@ -41,6 +40,7 @@ from core.model.fills import ENTRY, SL, TP, Fill
 from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo, VenueTrade
 from core.model.sides import LONG
 from core.strategies.base import GridStrategy
+from core.venues.sim.common import SimVenueCommon
 from core.venues.sim.matching import LongMatchingEngine, MatchingEngine, ShortMatchingEngine
 
 _STATE_FIELDS = ("cash", "qty", "cost", "avg_entry", "stop", "levels_filled", "unit", "cycle_fees",
@@ -79,7 +79,7 @@ class _Quote(GridStrategy):
         return None
 
 
-class SimGridVenue:
+class SimGridVenue(SimVenueCommon):
     """A simulated venue for one grid strategy on one symbol (see the module docstring).
 
     Args:
@@ -91,9 +91,6 @@ class SimGridVenue:
             sizing, as the backtest).
     """
 
-    external = False
-    rests_take_profit = True
-    renames_on_amend = False
 
     def __init__(self, strategy: GridStrategy, symbol: str, account: Account, ids: ClientIds,
                  sizing_reserve: float = 0.0) -> None:
@@ -111,16 +108,10 @@ class SimGridVenue:
         self._closing: ClosingFill | None = None        # how the last position closed at the venue
         self._exit_cid: str | None = None
         self._last_exit: GatewayFill | None = None
-        self._trades: deque[VenueTrade] = deque(maxlen=_KEEP_STATES)   # the latest fills (not persisted)
+        self._trades: deque[VenueTrade] = self.new_trade_list()          # the latest fills (not persisted)
         self._trade_seq = 0
 
     # ---------------------------------------------------------------- life cycle
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
     async def on_candle(self, ts: int, o: float, h: float, lo: float, c: float) -> None:
         """Walk one closed candle against the resting orders (fills reported by order state)."""
         eng = self.engine
@@ -208,34 +199,10 @@ class SimGridVenue:
             return None
         return OpenOrder(self._stop_cid(), self.symbol, "stop", eng._exit_side, eng.stop, -1, eng.qty)
 
-    async def drop_preset_stops(self) -> int:
-        return 0
-
     async def fetch_closing_fill(self, entry_side: str, qty: float) -> ClosingFill | None:
         cf = self._closing
         self._closing = None
         return cf
-
-    async def fetch_recent_trades(self, enough: Callable[[list[VenueTrade]], bool]) -> list[VenueTrade]:
-        """The latest fills of this process (at most 256; not kept across a restart), oldest
-        first. Within a candle the matching engine never fills an entry after an exit, so the
-        executor's fill order is never in doubt here; the list exists for the contract."""
-        return list(self._trades)
-
-    async def fetch_balance(self) -> float:
-        return self.engine.cash
-
-    async def fetch_mark_price(self) -> float:
-        raise OrderRejected("the simulated venue has no mark price between candles")
-
-    def price_of(self, price: float) -> float:
-        return price
-
-    def amount_of(self, qty: float) -> float:
-        return qty
-
-    def min_amount(self) -> float:
-        return 0.0
 
     # ---------------------------------------------------------------- persistence
     def snapshot(self) -> dict:

@@ -61,6 +61,7 @@ from core.model.fills import END, ENTRY, SL, TP, Fill
 from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo, VenueTrade
 from core.model.sides import LONG, SHORT
 from core.strategies.base import CandleHistory, EntryIntent, SinglePositionStrategy
+from core.venues.sim.common import SimVenueCommon
 from core.venues.sim.single_matching import SingleMatchingEngine
 
 #: the SingleMatchingEngine fields `snapshot()` carries (the pending entry is always None
@@ -105,7 +106,7 @@ class SimSingleEngine(SingleMatchingEngine):
         return self._pending
 
 
-class SimSingleVenue:
+class SimSingleVenue(SimVenueCommon):
     """A simulated venue for one single-position strategy on one symbol (module docstring).
 
     Args:
@@ -124,9 +125,6 @@ class SimSingleVenue:
             the simulation's internals, not part of the venue contract.
     """
 
-    external = False
-    rests_take_profit = True
-    renames_on_amend = False
 
     def __init__(self, strategy: SinglePositionStrategy, history: CandleHistory, symbol: str, account: Account,
                  ids: ClientIds, sizing_reserve: float = 0.0) -> None:
@@ -144,7 +142,7 @@ class SimSingleVenue:
         self._closing: ClosingFill | None = None    # how the last position closed at the venue
         self._exit_cid: str | None = None
         self._last_exit: GatewayFill | None = None
-        self._trades: deque[VenueTrade] = deque(maxlen=_KEEP_STATES)   # the latest fills (not persisted)
+        self._trades: deque[VenueTrade] = self.new_trade_list()          # the latest fills (not persisted)
         self._trade_seq = 0
 
     # ---------------------------------------------------------------- the sim-only hook
@@ -156,12 +154,6 @@ class SimSingleVenue:
         self._staged = (client_id, intent, int(max_hold))
 
     # ---------------------------------------------------------------- life cycle
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
     async def on_candle(self, ts: int, o: float, h: float, lo: float, c: float) -> None:
         """Walk one closed candle (open time ts ms UTC, OHLC) against the entry resting for it
         or the open position (fills reported by order state; an entry that did not fill
@@ -299,33 +291,10 @@ class SimSingleVenue:
             return None
         return self._exit_order("stop", self.ids(len(eng.cycles), -1, "stop"), eng.stop)
 
-    async def drop_preset_stops(self) -> int:
-        return 0
-
     async def fetch_closing_fill(self, entry_side: str, qty: float) -> ClosingFill | None:
         cf = self._closing
         self._closing = None
         return cf
-
-    async def fetch_recent_trades(self, enough: Callable[[list[VenueTrade]], bool]) -> list[VenueTrade]:
-        """The latest fills of this process (at most 256; not kept across a restart), oldest
-        first (the matching engine fills in order: the entry, then its exit)."""
-        return list(self._trades)
-
-    async def fetch_balance(self) -> float:
-        return self.engine.cash
-
-    async def fetch_mark_price(self) -> float:
-        raise OrderRejected("the simulated venue has no mark price between candles")
-
-    def price_of(self, price: float) -> float:
-        return price
-
-    def amount_of(self, qty: float) -> float:
-        return qty
-
-    def min_amount(self) -> float:
-        return 0.0
 
     # ---------------------------------------------------------------- persistence
     @property
