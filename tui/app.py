@@ -20,6 +20,9 @@
   (`engine_ended`): the header says "replay finished" or "ENGINE STOPPED: <error>", the
   trading commands are refused, and `q` leaves at once.
 * Toasts: WARNING alerts and above only, coalesced, two at most (`tui.toasts`).
+* Engine commands that fail or are refused (a RadarError) are a toast, never a crash.
+* `radar attach` runs this console on an engine in another process (`tui.attach`,
+  `tui.remote`): there `q` / `d` close the console only and `r` re-attaches.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Static
 
+from core.errors import RadarError
 from tui.actions import Action
 from tui.confirmations import confirm_text, position_list
 from tui.job_control import release_job_control_signals
@@ -177,6 +181,8 @@ class RadarApp(App[str]):
     """
 
     TITLE = "Radar"
+    #: the console-wide actions (an attached console has its own: `tui.attach`)
+    APP_ACTIONS: tuple[Action, ...] = APP_ACTIONS
     ENABLE_COMMAND_PALETTE = False
     CSS = """
     Screen { layout: vertical; }
@@ -448,7 +454,7 @@ class RadarApp(App[str]):
 
     # ------------------------------------------------------------------ registry dispatch
     def app_action(self, name: str) -> Action | None:
-        return next((a for a in APP_ACTIONS if a.name == name), None)
+        return next((a for a in self.APP_ACTIONS if a.name == name), None)
 
     async def action_radar(self, name: str) -> None:
         await self.run_registered(self, name)
@@ -546,7 +552,7 @@ class RadarApp(App[str]):
     def palette_commands(self) -> list[PaletteCommand]:
         active = self.command_screen()
         acts: list[Action] = list(active.ACTIONS) if active is not None else []
-        acts += [a for a in APP_ACTIONS if a.name not in {x.name for x in acts}]
+        acts += [a for a in self.APP_ACTIONS if a.name not in {x.name for x in acts}]
         return [PaletteCommand(a.name, a.description, a.key, not self.readonly or a.readonly_ok) for a in acts]
 
     def action_palette(self) -> None:
@@ -566,30 +572,43 @@ class RadarApp(App[str]):
         """`?`: the keys of `command_screen()` (a job's results view has its own) and the console's."""
         shown = self.command_screen()
         self.push_screen(HelpScreen(getattr(shown, "SCREEN_TITLE", ""), tuple(getattr(shown, "ACTIONS", ())),
-                                    APP_ACTIONS, self.readonly))
+                                    self.APP_ACTIONS, self.readonly))
+
+    async def _engine_command(self, name: str, call: Any) -> dict | None:
+        """Await the engine command `call`; a refusal (a RadarError: the engine not running, an
+        attached console's read-only connection, ...) is a toast, and None is returned."""
+        try:
+            return await call
+        except RadarError as exc:
+            self.notify(f"{name}: {exc}", severity="error", timeout=10)
+            return None
+        finally:
+            self.coalescer.mark()
 
     async def action_kill_switch(self) -> None:
-        res = await self.api.kill(self.actor, flatten=False, reason="console K")
-        self.notify(f"KILL SWITCH ON: {res.get('cancelled_entries', 0)} entry order(s) cancelled, stops kept",
-                    severity="error", timeout=10)
-        self.coalescer.mark()
+        res = await self._engine_command("kill", self.api.kill(self.actor, flatten=False, reason="console K"))
+        if res is not None:
+            self.notify(f"KILL SWITCH ON: {res.get('cancelled_entries', 0)} entry order(s) cancelled, stops kept",
+                        severity="error", timeout=10)
 
     async def action_resume(self) -> None:
-        await self.api.resume(self.actor, reason="console resume")
-        self.notify("kill switch cleared: entries resume from the next candle", timeout=8)
-        self.coalescer.mark()
+        res = await self._engine_command("resume", self.api.resume(self.actor, reason="console resume"))
+        if res is not None:
+            self.notify("kill switch cleared: entries resume from the next candle", timeout=8)
 
     async def action_flatten_all(self) -> None:
-        res = await self.api.kill(self.actor, flatten=True, reason="console flatten-all")
-        self.notify(f"FLATTEN ALL: {res.get('flattened', 0)} position(s) closed, kill switch ON",
-                    severity="error", timeout=10)
-        self.coalescer.mark()
+        res = await self._engine_command("flatten-all",
+                                         self.api.kill(self.actor, flatten=True, reason="console flatten-all"))
+        if res is not None:
+            self.notify(f"FLATTEN ALL: {res.get('flattened', 0)} position(s) closed, kill switch ON",
+                        severity="error", timeout=10)
 
     async def action_cancel_all(self) -> None:
-        res = await self.api.kill(self.actor, flatten=False, reason="console cancel-all")
-        self.notify(f"CANCEL ALL: {res.get('cancelled_entries', 0)} entry order(s) cancelled, kill switch ON",
-                    severity="error", timeout=10)
-        self.coalescer.mark()
+        res = await self._engine_command("cancel-all",
+                                         self.api.kill(self.actor, flatten=False, reason="console cancel-all"))
+        if res is not None:
+            self.notify(f"CANCEL ALL: {res.get('cancelled_entries', 0)} entry order(s) cancelled, kill switch ON",
+                        severity="error", timeout=10)
 
     def action_detach(self) -> None:
         self.exit("detach")

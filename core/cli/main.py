@@ -32,6 +32,7 @@ COMMAND_MODULES = {
     "run": "core.cli.run_cmd",
     "health": "core.cli.health_cmd",
     "status": "core.cli.status_cmd",
+    "attach": "core.cli.attach_cmd",
     "ctl": "core.cli.ctl_cmd",
 }
 SUBCOMMAND_MODULES = list(COMMAND_MODULES.values())
