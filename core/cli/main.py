@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -91,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader of stdout went away (`radar status --json | head`): quiet, as Unix tools are
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())       # no second error when Python flushes at exit
+        return 141                                   # 128 + SIGPIPE, what a shell reports
     except RadarError as err:
         print(f"radar: error: {err}", file=sys.stderr)
         return err.exit_code
