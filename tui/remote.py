@@ -271,6 +271,8 @@ class RemoteEngine:
                     return
             except ApiError as exc:
                 log.warning("attached console: snapshot refused: %s", exc)
+            except Exception:                       # an answer it could not read: said, and read again
+                log.exception("attached console: reading the engine's state failed; retrying")
             await asyncio.sleep(self.min_gap_s)
 
     async def _listen(self, client: EngineClient) -> None:

@@ -60,7 +60,7 @@ async def test_alerts_ack_and_snooze_are_forwarded(run: Run) -> None:
             await eventually(lambda: isinstance(app.screen, SnoozePicker), 5, "the snooze picker", pilot)
             await pilot.press("enter")                      # 15m
             await eventually(lambda: alerts.get(a2.id).state.value == "snoozed", 10, "the snooze", pilot)
-            await eventually(lambda: app.header_state().alerts == 0, 10, "the badge to follow", pilot)
+            await eventually(lambda: app.header_state().alerts == 0, 30, "the badge to follow", pilot)
             assert scr.table.row_count == 2
             a3 = await alerts.raise_alert("test:three", "error", "test", "third alert")
             await eventually(lambda: any("third alert" in m for m in said(app)), 10, "a toast for the new alert",
