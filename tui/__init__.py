@@ -1,5 +1,6 @@
-"""Radar's console: a Textual app hosting the engine's API in the same event loop.
+"""Radar's console: a Textual app on one engine port (`core.api.local_port.LocalPort` for an
+engine in this process, `tui.remote.RemoteEngine` for one reached through its API socket).
 
-Depends on `core/` (through `core.engine.api.EngineAPI` and the event stream only);
-`core/` never imports this package.
+Depends on `core/` through that port's typed views (`core.api.views`), its event stream and its
+commands; `core/` never imports this package.
 """

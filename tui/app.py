@@ -1,8 +1,15 @@
-"""RadarApp: the keyboard-driven console over a running Engine (same asyncio loop).
+"""RadarApp: the keyboard-driven console over a running Engine, through one port.
 
-    app = RadarApp(EngineAPI(engine), alerts=alert_engine, jobs=job_manager, health=watchdog,
-                   readonly=False)
+    app = RadarApp(LocalPort(EngineAPI(engine, alerts=..., jobs=..., watchdog=...),
+                             commands=api_server.run_command), readonly=False)
     await app.run_async()          # see tui.hosting.run_console: the engine is started first
+
+* The console takes the engine's port and nothing else: an in-process engine's
+  `core.api.local_port.LocalPort` or an attached console's `tui.remote.RemoteEngine`. Both
+  answer typed views (`core.api.views`: snapshot, runner, position, grid) parsed from the same
+  API dicts, the run's services (`port.alerts`, `port.jobs`, `port.health`), an event
+  subscription and the commands (audited by the engine); no screen reaches into the engine or
+  opens its database.
 
 * Screens by number: 1 Scanner, 2 Grid, 3 Positions, 4 Alerts, 5 Jobs, 6 Health (2/5/6 are
   imported from tui.screens.grid/jobs/health when those modules exist; a placeholder otherwise).
@@ -38,6 +45,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Static
 
+from core.api.views import GridStateView, SnapshotView
 from core.errors import RadarError
 from tui.actions import Action
 from tui.confirmations import confirm_text, position_list
@@ -90,16 +98,24 @@ TF_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class _TickAPI:
-    """The engine API seen by one repaint: `snapshot()` computed once per tick."""
+    """The engine port seen by one repaint: `snapshot()` and each `grid()` computed once per tick."""
 
     def __init__(self, api: Any) -> None:
         self._api = api
-        self._snap: dict | None = None
+        self._snap: SnapshotView | None = None
+        self._grids: dict[tuple, GridStateView] = {}
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> SnapshotView:
         if self._snap is None:
             self._snap = self._api.snapshot()
         return self._snap
+
+    def grid(self, symbol: str, strategy: str | None = None) -> GridStateView:
+        key = (symbol, strategy)
+        g = self._grids.get(key)
+        if g is None:
+            g = self._grids[key] = self._api.grid(symbol, strategy)
+        return g
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._api, name)
@@ -169,9 +185,10 @@ class RadarApp(App[str]):
     """See the module docstring.
 
     Args:
-        api: an EngineAPI (snapshot, positions, grid_state, kill, resume, events).
-        alerts: the AlertEngine (or None). jobs: the JobManager (or None). health: the health
-            watchdog (or None); screens reach them as `self.app.alerts/jobs/health`.
+        port: the engine's port (`core.api.local_port.LocalPort` or `tui.remote.RemoteEngine`):
+            typed queries, events, commands, and the run's services as `port.alerts` (AlertEngine
+            or its remote look-alike, or None), `port.jobs`, `port.health`; screens reach them
+            as `self.app.alerts/jobs/health`.
         readonly: refuse every action that changes anything.
         host_name: shown in the header (default: this machine's name).
         actor: recorded as who acknowledged/killed (default "console:<user>").
@@ -181,6 +198,9 @@ class RadarApp(App[str]):
     """
 
     TITLE = "Radar"
+    #: the share of the event loop repaints may take (`tui.refresh.Coalescer`): the in-process
+    #: console shares its loop with the engine; an attached console has its own process
+    REPAINT_DUTY = 0.04
     #: the console-wide actions (an attached console has its own: `tui.attach`)
     APP_ACTIONS: tuple[Action, ...] = APP_ACTIONS
     ENABLE_COMMAND_PALETTE = False
@@ -193,15 +213,14 @@ class RadarApp(App[str]):
         Binding(a.key, f"radar({a.name!r})", a.description, show=a.key in ("colon", "question_mark", "K", "q", "d"))
         for a in APP_ACTIONS if a.key]
 
-    def __init__(self, api: Any, *, alerts: Any = None, jobs: Any = None, health: Any = None,
-                 readonly: bool = False, host_name: str | None = None, actor: str | None = None,
+    def __init__(self, port: Any, *, readonly: bool = False, host_name: str | None = None, actor: str | None = None,
                  clock: Callable[[], float] = time.monotonic, start_screen: str = "scanner",
                  max_hz: float = 10.0, freeze_gc: bool = True) -> None:
         super().__init__()
-        self.api = api
-        self.alerts = alerts
-        self.jobs = jobs
-        self.health = health
+        self.api = port
+        self.alerts = getattr(port, "alerts", None)
+        self.jobs = getattr(port, "jobs", None)
+        self.health = getattr(port, "health", None)
         self.readonly = readonly
         self.host_name = host_name or socket.gethostname()
         try:
@@ -211,7 +230,11 @@ class RadarApp(App[str]):
         self.actor = actor or f"console:{user}"
         self.clock = clock
         self.session = SessionState(clock)
-        self.coalescer = Coalescer(max_hz=max_hz, heartbeat_s=1.0, clock=clock)
+        self.coalescer = Coalescer(max_hz=max_hz, heartbeat_s=1.0, clock=clock, duty=self.REPAINT_DUTY)
+        #: an engine event means the port's snapshot has changed already (in-process); an attached
+        #: console's snapshot changes when its port says so (an event with `fresh_data`)
+        self._fresh_on_events = bool(getattr(port, "fresh_on_events", True))
+        self._kick_timer: Any = None
         self.start_screen = start_screen
         self.freeze_gc = freeze_gc
         self._froze_heap = False
@@ -310,7 +333,9 @@ class RadarApp(App[str]):
                                     severity="error" if ev.active else "warning", timeout=8)
                 elif isinstance(ev, AlertEvent) and self.alerts is None:
                     self._toast(ev.severity, ev.title)
-                self.coalescer.mark()
+                if self._fresh_on_events or getattr(ev, "fresh_data", False):
+                    self.coalescer.mark()
+                    self._kick()
         except StopAsyncIteration:
             pass
 
@@ -341,6 +366,22 @@ class RadarApp(App[str]):
         if self.coalescer.due():
             self.refresh_now()
 
+    def _kick(self) -> None:
+        """Fresh data: repaint as soon as the pacing allows (now, or by a one-shot timer at the
+        moment it does) instead of at the next 10 Hz tick. At most one timer is pending."""
+        if self._kick_timer is not None:
+            return
+        wait = self.coalescer.wait_s()
+        if wait <= 0.0:
+            self._tick()
+            return
+
+        def fire() -> None:
+            self._kick_timer = None
+            self._tick()
+
+        self._kick_timer = self.set_timer(wait, fire, name="radar-kick")
+
     def active_radar_screen(self) -> RadarScreen | None:
         for scr in reversed(self.screen_stack):
             if isinstance(scr, RadarScreen):
@@ -362,7 +403,7 @@ class RadarApp(App[str]):
         except Exception as exc:
             log.error("engine snapshot failed: %s", exc)
             return
-        self.session.sample_equity(snap.get("equity"))
+        self.session.sample_equity(snap.equity)
         active = self.active_radar_screen()
         for scr in self._screens.values():
             if scr is not active:
@@ -411,26 +452,32 @@ class RadarApp(App[str]):
 
     def header_state(self, api: Any = None) -> HeaderState:
         snap = (api or self.api).snapshot()
-        ks = snap.get("kill_switch") or {}
         active = self.active_radar_screen()
         title = ""
         if active is not None:
             title = f"{getattr(active, 'SCREEN_NUMBER', '')} {getattr(active, 'SCREEN_TITLE', '')}".strip()
         status = self.engine_status()
-        return HeaderState(host=self.host_name, mode=str(snap.get("mode", "paper")), screen=title,
-                           equity=snap.get("equity"), day_pnl=snap.get("day_pnl"),
-                           kill_active=bool(ks.get("active")), feed_age_s=self.session.max_feed_age(),
+        return HeaderState(host=self.host_name, mode=snap.mode, screen=title,
+                           equity=snap.equity, day_pnl=snap.day_pnl,
+                           kill_active=snap.kill_switch.active, feed_age_s=self.session.max_feed_age(),
                            alerts=self.alerts.unacknowledged_count() if self.alerts is not None else 0,
                            readonly=self.readonly, stopped=bool(status), engine_status=status)
 
     def engine_status(self) -> str:
         """"" while the engine runs; else how it ended: "replay finished", "ENGINE STOPPED" or
-        "ENGINE STOPPED: <error>"."""
-        engine = getattr(self.api, "engine", None)
-        error = self.engine_error or str(getattr(engine, "error", None) or "")
+        "ENGINE STOPPED: <error>" (from the snapshot, or the host's word), or what the port says
+        ("engine gone: r re-attaches" for an attached console whose engine went away)."""
+        gone = self.api.status_text() if hasattr(self.api, "status_text") else ""
+        if gone:
+            return gone
+        try:
+            snap = self.api.snapshot()
+        except Exception:                           # noqa: BLE001 - the header still paints
+            snap = None
+        error = self.engine_error or (snap.error if snap is not None else "")
         if error:
             return f"ENGINE STOPPED: {error}"
-        if engine is not None and getattr(engine, "finished", False):
+        if snap is not None and snap.finished:
             return "replay finished"
         return "ENGINE STOPPED" if self.engine_stopped else ""
 
@@ -460,10 +507,8 @@ class RadarApp(App[str]):
         await self.run_registered(self, name)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "radar" and parameters and self.readonly:
-            act = self.app_action(str(parameters[0]))
-            if act is not None and not act.readonly_ok:
-                return None
+        """Every registered key runs: in a read-only console `run_registered` refuses what is not
+        `readonly_ok` WITH a message (a key Textual skipped silently would look broken)."""
         return True
 
     async def run_registered(self, target: Any, name: str) -> None:

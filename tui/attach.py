@@ -13,7 +13,6 @@ What differs from the in-process console (`AttachedRadarApp`):
 * When the engine goes away the header says "engine gone: r re-attaches" and the console
   stays on the last state; `r` tries the socket again.
 * Several consoles may be attached at once (each is one connection to the engine).
-* New research jobs and job cancellations are not part of the engine API: refused here.
 """
 
 from __future__ import annotations
@@ -45,24 +44,18 @@ ATTACHED_ACTIONS: tuple[Action, ...] = tuple(
     Action("quit", "q", f"{_CLOSE} (never stops it)", "quit_radar", readonly_ok=True),
 )
 
-#: screen actions an attached console refuses (not part of the engine API)
-NOT_OVER_THE_SOCKET = {"new-job": "submit jobs with `radar optimize` on the engine's host",
-                       "cancel-job": "job cancellation is not part of the engine API"}
-
-
 class AttachedRadarApp(RadarApp):
     """`RadarApp` on a `RemoteEngine` (see the module docstring); returns "close" (q, d, a
     signal) when it ends."""
 
     APP_ACTIONS = ATTACHED_ACTIONS
+    #: the console has its own process: repaints may take a larger share of its loop
+    REPAINT_DUTY = 0.3
     BINDINGS = [Binding("q", "radar('quit')", "Close (engine keeps running)"),
                 Binding("d", "radar('detach')", "Close", show=False),
                 Binding("r", "radar('reattach')", "Re-attach")]
 
     def __init__(self, remote: RemoteEngine, **kwargs: Any) -> None:
-        kwargs.setdefault("alerts", remote.alerts)
-        kwargs.setdefault("jobs", remote.jobs)
-        kwargs.setdefault("health", remote.health)
         super().__init__(remote, **kwargs)
         self.remote = remote
 
@@ -81,18 +74,6 @@ class AttachedRadarApp(RadarApp):
             self.notify(f"engine gone: {detail}. The console shows the last state; r re-attaches, q closes.",
                         severity="error", timeout=20)
         self.coalescer.mark()
-
-    def engine_status(self) -> str:
-        """"" while the engine answers; "engine gone: r re-attaches" once it went away."""
-        return self.remote.status_text()
-
-    async def run_registered(self, target: Any, name: str) -> None:
-        """As `RadarApp.run_registered`, refusing what the engine API does not offer."""
-        if name in NOT_OVER_THE_SOCKET and target is not self:
-            self.notify(f"{name}: not available in an attached console: {NOT_OVER_THE_SOCKET[name]}",
-                        severity="warning")
-            return
-        await super().run_registered(target, name)
 
     def action_quit_radar(self) -> None:
         self.exit("close")

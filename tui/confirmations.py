@@ -2,8 +2,7 @@
 cancel-all), counted from the engine API at the moment they are shown.
 
 The pending entry orders are the resting orders of purpose "entry" of every runner: its grid
-state's `open_orders` in `api.snapshot()` (or `api.grid_state(symbol, strategy)` when a
-snapshot entry does not carry them) - the same orders `api.kill` cancels. The engine keeps
+state's `open_orders` in the port's `snapshot()` - the same orders `kill` cancels. The engine keeps
 trading while a confirmation is open, so the app re-counts while it is shown
 (`RadarApp.refresh_now`): the number the operator confirms is the number resting then.
 """
@@ -12,29 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.api.views import PositionView, SnapshotView
 from tui.formats import fmt_qty
 
 
-def resting_entries(api: Any, snapshot: dict | None = None) -> tuple[int, int]:
-    """(runners, resting entry orders) of the engine behind `api`."""
+def resting_entries(api: Any, snapshot: SnapshotView | None = None) -> tuple[int, int]:
+    """(runners, resting entry orders) of the engine behind the port `api`."""
     snap = snapshot if snapshot is not None else api.snapshot()
-    runners = pending = 0
-    for symbol, entries in (snap.get("symbols") or {}).items():
-        for e in entries:
-            runners += 1
-            grid = e.get("grid")
-            if not isinstance(grid, dict) or "open_orders" not in grid:
-                try:
-                    grid = api.grid_state(symbol, e.get("strategy"))
-                except Exception:  # noqa: BLE001 - an unknown runner counts none, the dialog still opens
-                    grid = {}
-            pending += sum(1 for o in grid.get("open_orders") or () if o.get("purpose") == "entry")
-    return runners, pending
+    return len(snap.runners), sum(len(r.grid.entry_orders()) for r in snap.runners)
 
 
-def position_list(positions: list[dict]) -> str:
+def position_list(positions: list[PositionView]) -> str:
     """"BTC/USDT long 0.500000, DOGE/USDT long 1,011,770" (or "none")."""
-    return ", ".join(f"{p['symbol']} {p.get('side', '')} {fmt_qty(p.get('qty'))}" for p in positions) or "none"
+    return ", ".join(f"{p.symbol} {p.side or ''} {fmt_qty(p.qty)}" for p in positions) or "none"
 
 
 def confirm_text(api: Any, name: str, description: str) -> str:

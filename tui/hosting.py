@@ -78,15 +78,16 @@ class ConsoleHost:
     final state until `q`)."""
 
     def __init__(self, engine: Any, *, api: Any = None, readonly: bool = False, alerts: Any = None,
-                 jobs: Any = None, health: Any = None, headless_app: bool = False,
+                 jobs: Any = None, health: Any = None, commands: Any = None, headless_app: bool = False,
                  install_signals: bool = True, app_kwargs: dict | None = None) -> None:
+        from core.api.local_port import LocalPort
         from core.engine.api import EngineAPI
         from tui.app import RadarApp
 
         self.engine = engine
-        self.api = api or EngineAPI(engine)
-        self.app = RadarApp(self.api, alerts=alerts, jobs=jobs, health=health, readonly=readonly,
-                            **(app_kwargs or {}))
+        self.api = api or EngineAPI(engine, alerts=alerts, jobs=jobs, watchdog=health)
+        self.port = LocalPort(self.api, alerts=alerts, jobs=jobs, health=health, commands=commands)
+        self.app = RadarApp(self.port, readonly=readonly, **(app_kwargs or {}))
         self.headless_app = headless_app
         self.install_signals = install_signals
         self.detached_by: str | None = None

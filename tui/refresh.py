@@ -71,6 +71,12 @@ class Coalescer:
         self.cost = c if self.cost == 0.0 else 0.7 * self.cost + 0.3 * c
         self.interval = min(self.max_interval, max(self.min_interval, self.cost / self.duty))
 
+    def wait_s(self) -> float:
+        """Seconds until a repaint may happen (0: now), whether or not something is dirty."""
+        if self._last is None:
+            return 0.0
+        return max(0.0, self._last + self.interval - self.clock())
+
     def due(self) -> bool:
         """True when a repaint should happen now (then the dirty flag is cleared)."""
         now = self.clock()

@@ -6,7 +6,8 @@
 
 It answers what `RadarApp` asks of an in-process `EngineAPI`:
 
-* queries (`snapshot()`, `positions()`, `grid_state()`) are synchronous reads of a cache. A
+* queries (`snapshot()`, `positions()`, `grid()`: typed views, `core.api.views`) are
+  synchronous reads of a cache. A
   background task refreshes it from `GET /v1/snapshot`: at once after engine events (at most
   `1 / max_hz` apart, the console's refresh rate) and every `idle_s` otherwise; alerts, health
   and jobs every `slow_s` and at once after an alert or health event;
@@ -34,20 +35,26 @@ from pathlib import Path
 from typing import Any
 
 from core.api.client import EngineClient, StreamDropped
-from core.api.protocol import ApiClientError, ApiError, EngineNotRunning, EngineUnreachable
+from core.api.protocol import (ApiClientError, ApiError, CommandRefused, EngineNotRunning, EngineUnreachable,
+                               refusal_text)
+from core.api.views import GridStateView, PositionView, SnapshotView
 from core.errors import UsageError
 from core.events.bus import AlertEvent, EventBus, HealthEvent, Subscription
-from tui.remote_services import CommandRefused, RemoteAlerts, RemoteHealth, RemoteJobs, refusal_text
+from tui.remote_services import RemoteAlerts, RemoteHealth, RemoteJobs
 
 log = logging.getLogger(__name__)
 
 #: failed snapshot reads in a row (the socket answers no more) before the engine is called gone
 MAX_FAILURES = 3
+#: a grid's detail is read while it was asked for within this many seconds (the Grid screen repaints at >= 1 Hz)
+WATCH_S = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
 class RemoteRefresh:
     """Published on the local bus when a refresh brought a changed snapshot (the console repaints)."""
+
+    fresh_data = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +63,12 @@ class LinkEvent:
 
     connected: bool
     detail: str = ""
+    fresh_data = True
+
+
+def _given(**args: Any) -> dict[str, Any]:
+    """The arguments that are not None (the engine takes a missing one as its default)."""
+    return {k: v for k, v in args.items() if v is not None}
 
 
 def _event_classes() -> dict[str, type]:
@@ -103,6 +116,9 @@ class RemoteEngine:
         on_link_change: called with (connected, detail) when the engine is lost or found again.
     """
 
+    #: an engine event does not change the cache by itself: `RemoteRefresh` says when it changed
+    fresh_on_events = False
+
     def __init__(self, socket_path: str | Path, *, readonly: bool = False, source: str = "console",
                  max_hz: float = 10.0, idle_s: float = 1.0, slow_s: float = 1.0,
                  client_factory: Callable[..., EngineClient] = EngineClient) -> None:
@@ -124,6 +140,11 @@ class RemoteEngine:
         self.refreshes = 0
         self._snap: dict = {"mode": "?", "equity": None, "day_pnl": None, "kill_switch": {"active": False},
                             "candles": 0, "candles_per_s": 0.0, "symbols": {}}
+        self._view = SnapshotView.from_wire(self._snap)
+        self._watched: tuple[str, str] | None = None      # the grid the console shows (its detail is read)
+        self._watched_at = 0.0
+        self._grids: dict[tuple[str, str], GridStateView] = {}
+        self._grid_raw: dict[tuple[str, str], dict] = {}
         self._tasks: list[asyncio.Task] = []
         self._wake: asyncio.Event | None = None
         self._slow_due = True
@@ -137,6 +158,9 @@ class RemoteEngine:
         Raises:
             EngineNotRunning, EngineUnreachable, ProtocolMismatch, ApiError: see `core.api.client`.
         """
+        global _CLASSES
+        if _CLASSES is None:                        # imported now, not on the loop at the first event
+            _CLASSES = _event_classes()
         client = self.client_factory(self.socket_path, readonly=self.readonly, source=self.source)
         await client.open()
         try:
@@ -231,8 +255,27 @@ class RemoteEngine:
     async def _read_snapshot(self, client: EngineClient) -> None:
         snap = await client.snapshot()
         self.refreshes += 1
+        changed = False
         if snap != self._snap:
             self._snap = snap
+            self._view = SnapshotView.from_wire(snap)
+            changed = True
+        watched = self._watched
+        if watched is not None and time.monotonic() - self._watched_at > WATCH_S:
+            self._watched = watched = None           # the Grid screen is not shown any more
+            self._grids.clear()
+        if watched is not None:
+            try:
+                g = await client.grid(watched[0], watched[1], detail=True)
+            except ApiError as exc:                  # the runner went away: its detail with it
+                log.warning("attached console: grid of %s refused: %s", watched[0], exc)
+                self._grids.pop(watched, None)
+            else:
+                if g != self._grid_raw.get(watched):
+                    self._grid_raw[watched] = g
+                    self._grids[watched] = GridStateView.from_wire(g, *watched)
+                    changed = True
+        if changed:
             self.bus.publish(RemoteRefresh())
 
     async def _read_slow(self, client: EngineClient) -> None:
@@ -248,13 +291,17 @@ class RemoteEngine:
 
     async def _poll(self, client: EngineClient) -> None:
         failures = 0
-        last_slow = time.monotonic()
+        last_slow = last_read = time.monotonic()
         wake = self._wake
         assert wake is not None
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.idle_s)
+            gap = self.min_gap_s - (time.monotonic() - last_read)
+            if gap > 0:                             # at most max_hz reads; none delayed after a quiet spell
+                await asyncio.sleep(gap)
             wake.clear()
+            last_read = time.monotonic()
             try:
                 await self._read_snapshot(client)
                 if self._slow_due or time.monotonic() - last_slow >= self.slow_s:
@@ -273,7 +320,6 @@ class RemoteEngine:
                 log.warning("attached console: snapshot refused: %s", exc)
             except Exception:                       # an answer it could not read: said, and read again
                 log.exception("attached console: reading the engine's state failed; retrying")
-            await asyncio.sleep(self.min_gap_s)
 
     async def _listen(self, client: EngineClient) -> None:
         while True:
@@ -299,30 +345,53 @@ class RemoteEngine:
             self._lost(f"the engine stopped (it closed its API on {self.socket_path})")
             return
 
-    # ------------------------------------------------------------------ queries (EngineAPI's)
-    def snapshot(self) -> dict:
-        """The last snapshot read (`EngineAPI.snapshot` shape)."""
-        return self._snap
+    # ------------------------------------------------------------------ queries (the console port's)
+    def snapshot(self) -> SnapshotView:
+        """The last snapshot read, as a view (parsed once per change)."""
+        return self._view
 
-    def positions(self) -> list[dict]:
+    def positions(self) -> list[PositionView]:
         """Open positions of the last snapshot."""
-        return [r["position"] for rows in (self._snap.get("symbols") or {}).values() for r in rows
-                if (r.get("position") or {}).get("qty")]
+        return self._view.positions()
 
     def symbols(self) -> list[str]:
         """The symbols traded, sorted."""
-        return sorted(self._snap.get("symbols") or {})
+        return self._view.symbols()
 
-    def grid_state(self, symbol: str, strategy: str | None = None) -> dict:
-        """The grid of `symbol` (and `strategy`) from the last snapshot.
+    def grid(self, symbol: str, strategy: str | None = None) -> GridStateView:
+        """The grid of `symbol` (and `strategy`): with its detail (fills, cycles, chart) once it
+        was read. Asking for a grid makes the background task read its detail with every
+        snapshot while it is asked for (the Grid screen is shown), and now.
 
         Raises:
             UsageError: no runner trades it.
         """
-        for r in (self._snap.get("symbols") or {}).get(symbol) or []:
-            if strategy is None or r.get("strategy") == strategy:
-                return r.get("grid") or {}
-        raise UsageError(f"no strategy runs on {symbol!r}; running: {', '.join(self.symbols()) or 'none'}")
+        row = self._view.runner(symbol, strategy)
+        if row is None:
+            raise UsageError(f"no strategy runs on {symbol!r}; running: {', '.join(self.symbols()) or 'none'}")
+        key = (row.symbol, row.strategy)
+        if self._watched != key:
+            self._watched = key
+            self.wake()
+        self._watched_at = time.monotonic()
+        detail = self._grids.get(key)
+        if detail is None:
+            return row.grid
+        return detail
+
+    async def job_results(self, job_id: int) -> list[dict]:
+        """The stored optimisation results of job `job_id` (read from the engine).
+
+        Raises:
+            CommandRefused: the engine refused or cannot be reached.
+        """
+        client = self.client
+        if client is None:
+            raise CommandRefused(f"not sent: {self.status_text() or 'not attached'}")
+        try:
+            return await client.job_results(job_id)
+        except ApiClientError as exc:
+            raise CommandRefused(refusal_text(exc)) from None
 
     def events(self, kinds: Any = None, maxsize: int | None = None) -> Subscription:
         """A subscription to the engine's events as received over the socket (see the docstring)."""
@@ -350,9 +419,30 @@ class RemoteEngine:
         """Kill switch off through the engine."""
         return await self._command("resume", reason=reason)
 
-    async def flatten(self, actor: str, symbol: str | None = None) -> dict:
+    async def flatten(self, actor: str, symbol: str | None = None, strategy: str | None = None) -> dict:
         """Close `symbol`'s position (None: every position) through the engine."""
-        return await self._command("flatten", symbol=symbol)
+        return await self._command("flatten", **_given(symbol=symbol, strategy=strategy))
+
+    async def pause(self, actor: str, symbol: str, strategy: str | None = None, reason: str = "console") -> dict:
+        """Pause one runner through the engine (no new entries; stop and take-profit kept)."""
+        return await self._command("pause", **_given(symbol=symbol, strategy=strategy, reason=reason))
+
+    async def resume_runner(self, actor: str, symbol: str, strategy: str | None = None,
+                            reason: str = "console") -> dict:
+        """Resume a paused runner through the engine."""
+        return await self._command("resume_runner", **_given(symbol=symbol, strategy=strategy, reason=reason))
+
+    async def apply_params(self, actor: str, symbol: str, params: dict, strategy: str | None = None) -> dict:
+        """New parameters for one runner (applied now when flat, else at its next flat moment)."""
+        return await self._command("apply_params", **_given(symbol=symbol, params=params, strategy=strategy))
+
+    async def job_submit(self, actor: str, kind: str, params: dict) -> dict:
+        """Submit a research job to the engine's job manager."""
+        return await self._command("job_submit", kind=kind, params=params)
+
+    async def job_cancel(self, actor: str, job_id: int) -> dict:
+        """Cancel a research job of the engine."""
+        return await self._command("job_cancel", id=int(job_id))
 
     async def cancel_entries(self, actor: str, symbol: str | None = None) -> dict:
         """Cancel the resting entries of `symbol` (None: every symbol) through the engine."""

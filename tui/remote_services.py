@@ -5,8 +5,8 @@ Each keeps the last answer of its endpoint; `RemoteEngine` (tui.remote) calls `r
 about once a second and at once after an alert or health event. Queries are synchronous reads
 of that cache; commands (ack, snooze) go to the engine and return a `CommandResult` as
 `AlertEngine.ack/snooze` do, a refusal included (a read-only connection: "refused by the
-engine: read-only console"). Jobs are listed only: new jobs and cancellations are not part of
-the engine API (`radar optimize` submits them); the attached console refuses them.
+engine: read-only console"). Jobs are listed here; the console submits and cancels them
+through the port's `job_submit` / `job_cancel` commands.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.alerts.model import Alert, AlertState, CommandResult, Severity
-from core.api.protocol import ApiClientError, ApiError
-from core.errors import RadarError
+from core.api.protocol import ApiClientError, ApiError, CommandRefused, refusal_text  # noqa: F401 (re-exported)
 from core.health.status import HealthStatus, SubsystemHealth
 from core.jobs.model import JobEvent, JobRecord
 
@@ -28,21 +27,6 @@ log = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
 _MINUTES = {"m": 1, "h": 60, "d": 1440}
-
-
-def refusal_text(exc: BaseException) -> str:
-    """One line saying why the engine did not run a command: "refused by the engine: read-only
-    console" for a read-only connection, the engine's sentence otherwise."""
-    if isinstance(exc, ApiError):
-        if exc.code == "readonly":
-            return "refused by the engine: read-only console"
-        return f"refused by the engine ({exc.status} {exc.code}): {exc.message}"
-    return f"not sent: {exc}"
-
-
-class CommandRefused(RadarError):
-    """A command of an attached console that the engine refused or could not be sent (the
-    console shows the message as a toast)."""
 
 
 def duration_minutes(text: str) -> int:
@@ -238,22 +222,6 @@ class RemoteJobs:
             if fn in self._subs:
                 self._subs.remove(fn)
         return unsubscribe
-
-    def submit(self, kind: str, params: dict) -> int:
-        """Refused: jobs are submitted with `radar optimize` (not part of the engine API).
-
-        Raises:
-            RadarError: always.
-        """
-        raise RadarError("an attached console cannot submit jobs: use `radar optimize` on the engine's host")
-
-    def cancel(self, job_id: int) -> None:
-        """Refused: not part of the engine API.
-
-        Raises:
-            RadarError: always.
-        """
-        raise RadarError("an attached console cannot cancel jobs (not part of the engine API)")
 
     async def refresh(self, client: Any) -> bool:
         """Read `/v1/jobs`; tell the subscribers about each changed job. True when changed."""

@@ -171,10 +171,13 @@ class EngineClient:
         """The open positions (strategy, symbol, side, qty, avg_entry, stop, unrealized USDT)."""
         return await self._request("GET", f"{PREFIX}/positions")
 
-    async def grid(self, symbol: str, strategy: str | None = None) -> dict:
-        """The grid of `symbol` (ApiError 404 "bad_symbol" when no runner trades it)."""
-        return await self._request("GET", f"{PREFIX}/grid/{quote(symbol, safe='')}",
-                                   params={"strategy": strategy} if strategy else None)
+    async def grid(self, symbol: str, strategy: str | None = None, detail: bool = False) -> dict:
+        """The grid of `symbol` (ApiError 404 "bad_symbol" when no runner trades it); `detail`
+        adds the open cycle's fills, the last cycles and the chart (`core.engine.grid_detail`)."""
+        params = {"strategy": strategy} if strategy else {}
+        if detail:
+            params["detail"] = "1"
+        return await self._request("GET", f"{PREFIX}/grid/{quote(symbol, safe='')}", params=params or None)
 
     async def alerts(self, state: str | None = None, severity: str | None = None) -> list[dict]:
         """Alerts (default: unresolved) in display order."""
@@ -185,9 +188,19 @@ class EngineClient:
         """The newest research jobs first."""
         return await self._request("GET", f"{PREFIX}/jobs", params={"limit": str(limit)})
 
+    async def job_results(self, job_id: int) -> list[dict]:
+        """The stored optimisation results of job `job_id`: [{result, combos}] (ApiError 404
+        "unknown_job")."""
+        return await self._request("GET", f"{PREFIX}/jobs/{int(job_id)}/results")
+
     async def health(self) -> dict:
         """{overall, subsystems[...], loop_lag{...}}."""
         return await self._request("GET", f"{PREFIX}/health")
+
+    async def audit(self, limit: int = 50) -> list[dict]:
+        """The newest audited commands first: {id, ts_ms, os_user, uid, source, origin, command, args,
+        readonly, outcome, status, message, done_ms} (times ms UTC)."""
+        return await self._request("GET", f"{PREFIX}/audit", params={"limit": str(limit)})
 
     async def metrics(self) -> str:
         """The Prometheus text exposition."""
@@ -246,9 +259,30 @@ class EngineClient:
         """Kill switch off."""
         return await self.command("resume", reason=reason)
 
-    async def flatten(self, symbol: str | None = None) -> dict:
-        """Close the position of `symbol` (None: every position) at market."""
-        return await self.command("flatten", symbol=symbol)
+    async def flatten(self, symbol: str | None = None, strategy: str | None = None) -> dict:
+        """Force-exit the position of `symbol` (None: every position; `strategy`: that runner of
+        `symbol` only) at market."""
+        return await self.command("flatten", symbol=symbol, strategy=strategy)
+
+    async def pause(self, symbol: str, strategy: str | None = None, reason: str | None = None) -> dict:
+        """Pause one runner: no new entries (resting ones cancelled), its position keeps its stops."""
+        return await self.command("pause", symbol=symbol, strategy=strategy, reason=reason)
+
+    async def resume_runner(self, symbol: str, strategy: str | None = None, reason: str | None = None) -> dict:
+        """Lift the pause of one runner (the kill switch is `resume`)."""
+        return await self.command("resume_runner", symbol=symbol, strategy=strategy, reason=reason)
+
+    async def apply_params(self, symbol: str, params: dict, strategy: str | None = None) -> dict:
+        """New params for one grid runner: result state "applied" (flat) or "pending" (until flat)."""
+        return await self.command("apply_params", symbol=symbol, strategy=strategy, params=params)
+
+    async def job_submit(self, params: dict, kind: str = "optimize") -> dict:
+        """Queue a research job (`core.jobs.optimize_job.optimize_params` output): result {id, ...}."""
+        return await self.command("job_submit", kind=kind, params=params)
+
+    async def job_cancel(self, job_id: int) -> dict:
+        """Cancel a queued or running job (ApiError 404 "unknown_job", 409 "job_finished")."""
+        return await self.command("job_cancel", id=job_id)
 
     async def cancel_entries(self, symbol: str | None = None) -> dict:
         """Cancel the resting entries of `symbol` (None: every symbol)."""

@@ -23,7 +23,7 @@ from typing import Any
 from core.errors import RadarError
 
 #: The protocol this engine serves and this client speaks.
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
 #: Prefix of every versioned path.
 PREFIX = f"/v{PROTOCOL_MAJOR}"
@@ -32,8 +32,10 @@ SOURCE_HEADER = "X-Radar-Source"
 READONLY_HEADER = "X-Radar-Readonly"
 #: Accepted declared sources: short lowercase words (anything else is refused with 400).
 SOURCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-#: The commands of `POST /v1/commands/{name}` (a "-" in the name is read as "_").
-COMMANDS = ("kill", "resume", "flatten", "cancel_entries", "ack", "snooze")
+#: The commands of `POST /v1/commands/{name}` (a "-" in the name is read as "_"). 1.1 added pause,
+#: resume_runner, apply_params, job_submit, job_cancel (and `GET /v1/audit`).
+COMMANDS = ("kill", "resume", "flatten", "cancel_entries", "ack", "snooze", "pause", "resume_runner",
+            "apply_params", "job_submit", "job_cancel")
 
 
 def socket_path_for(db_path: str | Path) -> Path:
@@ -113,3 +115,18 @@ class ApiError(ApiClientError):
         self.message = message
         self.exit_code = 2 if 400 <= status < 500 else 1
         super().__init__(f"the engine refused ({status} {code}): {message}")
+
+
+def refusal_text(exc: BaseException) -> str:
+    """One line saying why the engine did not run a command: "refused by the engine: read-only
+    console" for a read-only connection, the engine's sentence otherwise."""
+    if isinstance(exc, ApiError):
+        if exc.code == "readonly":
+            return "refused by the engine: read-only console"
+        return f"refused by the engine ({exc.status} {exc.code}): {exc.message}"
+    return f"not sent: {exc}"
+
+
+class CommandRefused(RadarError):
+    """A console's command that the engine refused or that could not be sent (the console shows
+    the message as a toast)."""

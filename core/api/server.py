@@ -16,10 +16,12 @@ Endpoints (JSON unless said; errors `{"error": {"code", "message"}}`):
     GET  /v1/version              {protocol, major, engine{pid, mode, ui, db, socket, started_ms, user}, client{...}}
     GET  /v1/snapshot             EngineAPI.snapshot()
     GET  /v1/positions            [position]
-    GET  /v1/grid/{symbol}        EngineAPI.grid_state (?strategy=); 404 "bad_symbol"
+    GET  /v1/grid/{symbol}        EngineAPI.grid_state (?strategy=, ?detail=1); 404 "bad_symbol"
     GET  /v1/alerts               (?state=&severity=) [alert]
     GET  /v1/jobs                 (?limit=, default 50) [job]
+    GET  /v1/jobs/{id}/results    [{result, combos}] stored optimisation results; 404 "unknown_job"
     GET  /v1/health               {overall, subsystems, loop_lag}
+    GET  /v1/audit                (?limit=, default 50, 1 .. 1000) [audit record], newest first
     GET  /v1/events               websocket (`core.api.events`)
     GET  /v1/metrics, /metrics    Prometheus text (`core.api.metrics`)
     POST /v1/commands/{name}      `core.api.commands`; {ok, command, result, message, audit_id}
@@ -189,7 +191,9 @@ class ApiServer:
         r.add_get(f"{PREFIX}/grid/{{symbol:.+}}", self._grid)
         r.add_get(f"{PREFIX}/alerts", self._alerts)
         r.add_get(f"{PREFIX}/jobs", self._jobs)
+        r.add_get(f"{PREFIX}/jobs/{{job_id}}/results", self._job_results)
         r.add_get(f"{PREFIX}/health", self._json(lambda q: self.api.health()))
+        r.add_get(f"{PREFIX}/audit", self._audit)
         r.add_get(f"{PREFIX}/events", self._events)
         r.add_get(f"{PREFIX}/metrics", self._metrics)
         r.add_get("/metrics", self._metrics)
@@ -256,7 +260,8 @@ class ApiServer:
     async def _grid(self, request: web.Request) -> web.Response:
         symbol = request.match_info["symbol"]
         try:
-            state = self.api.grid_state(symbol, request.query.get("strategy") or None)
+            state = self.api.grid_state(symbol, request.query.get("strategy") or None,
+                                        detail=truthy(request.query.get("detail")))
         except UsageError as exc:
             return error_response(404, "bad_symbol", str(exc))
         return web.json_response(state, dumps=dumps)
@@ -274,6 +279,27 @@ class ApiServer:
         if not raw.isdigit() or not 1 <= int(raw) <= 1000:
             return error_response(400, "bad_argument", f"limit must be a whole number 1 .. 1000, got {raw!r}")
         return web.json_response(await self.api.jobs_list(int(raw)), dumps=dumps)
+
+    async def _job_results(self, request: web.Request) -> web.Response:
+        if self.api.jobs is None:
+            return error_response(409, "no_jobs", "no job manager in this run")
+        raw = request.match_info["job_id"]
+        if not raw.isdigit():
+            return error_response(400, "bad_argument", f"job id must be a whole number, got {raw!r}")
+        try:
+            rows = await self.api.job_results(int(raw))
+        except UsageError as exc:
+            return error_response(404, "unknown_job", str(exc))
+        return web.json_response(rows, dumps=dumps)
+
+    async def _audit(self, request: web.Request) -> web.Response:
+        """The newest `api_audit` rows first (`core.api.audit.AuditRecord` fields; times ms UTC)."""
+        if self.audit is None:
+            return error_response(409, "no_audit", "this engine has no audit log")
+        raw = request.query.get("limit", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            return error_response(400, "bad_argument", f"limit must be a whole number 1 .. 1000, got {raw!r}")
+        return web.json_response(await self.audit.recent(int(raw)), dumps=dumps)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=render(self.registry), headers={"Content-Type": CONTENT_TYPE})
@@ -296,23 +322,38 @@ class ApiServer:
     async def _command(self, request: web.Request) -> web.Response:
         name = cmds.command_name(request.match_info["name"])
         peer: PeerCred = request[PEER]
-        source, readonly = request[SOURCE], request[READONLY]
-        raw = await request.read()
+        status, body = await self.run_command(name, await request.read(), user=peer.user, uid=peer.uid,
+                                              source=request[SOURCE], readonly=request[READONLY],
+                                              origin=f"unix:{self.socket_path} {peer.process()}")
+        return web.json_response(body, status=status, dumps=dumps)
+
+    async def run_command(self, name: str, raw: bytes | dict, *, user: str, uid: int | None, source: str,
+                          origin: str, readonly: bool = False) -> tuple[int, dict]:
+        """Run engine command `name` audited, as `POST /v1/commands/{name}` does; the in-process
+        console calls it directly (`core.api.local_port.LocalPort`), so both are audited alike.
+
+        `raw`: the JSON body (bytes) or the arguments (dict). Returns (HTTP status, body): 200
+        {ok, command, result, message, audit_id}, else {error: {code, message}, audit_id}. When the
+        audit record cannot be written first, nothing runs (503 "audit_unavailable"). Never raises
+        for a refused or failed command."""
         bad: cmds.CommandError | None = None
-        try:
-            args: Any = cmds.parse_body(raw)
-        except cmds.CommandError as exc:
-            bad, args = exc, raw.decode("utf-8", errors="replace")
+        if isinstance(raw, dict):
+            args: Any = raw
+        else:
+            try:
+                args = cmds.parse_body(raw)
+            except cmds.CommandError as exc:
+                bad, args = exc, raw.decode("utf-8", errors="replace")
         if self.audit is None:
-            return error_response(503, "audit_unavailable", "command not run: this engine has no audit log")
+            return 503, {"error": {"code": "audit_unavailable", "message": "command not run: this engine has no audit log"}}
         try:
-            audit_id = await self.audit.begin(os_user=peer.user, uid=peer.uid, source=source, command=name,
-                                              origin=f"unix:{self.socket_path} {peer.process()}", args=args,
-                                              readonly=readonly)
+            audit_id = await self.audit.begin(os_user=user, uid=uid, source=source, command=name, origin=origin,
+                                              args=args, readonly=readonly)
         except Exception as exc:
             log.error("engine API: %s refused, the audit record cannot be written: %s", name, exc)
-            return error_response(503, "audit_unavailable", f"command not run: it cannot be audited ({exc})")
-        actor = f"{source}:{peer.user}"
+            return 503, {"error": {"code": "audit_unavailable",
+                                   "message": f"command not run: it cannot be audited ({exc})"}}
+        actor = f"{source}:{user}"
         try:
             if readonly:
                 raise cmds.CommandError(403, "readonly", "this connection is read-only: the engine refuses "
@@ -320,7 +361,7 @@ class ApiServer:
             if bad is not None:
                 raise bad
             checked = cmds.validate(self.api, name, args)
-            log.warning("engine API: %s %s by %s (%s)", name, dumps(checked), actor, peer.process())
+            log.warning("engine API: %s %s by %s (%s)", name, dumps(checked), actor, origin)
             result, message = await cmds.execute(self.api, name, checked, actor)
             status, outcome = 200, "ok"
             body: dict = {"ok": True, "command": name, "result": result, "message": message}
@@ -338,7 +379,7 @@ class ApiServer:
             log.error("engine API: the outcome of audited command #%d (%s) was not recorded: %s", audit_id, name, exc)
         self.stats.commands[(name if name in cmds.ARGS else "unknown", outcome)] += 1
         body["audit_id"] = audit_id
-        return web.json_response(body, status=status, dumps=dumps)
+        return status, body
 
 
 async def start_api_server(engine: Any, db_path: str | Path, services: Any = None, *, ui: str = "headless",

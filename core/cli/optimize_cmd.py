@@ -24,7 +24,14 @@ p_value, ...]}.
 `--apply RESULT_ID` (or `--apply-best` on a run) writes the best params into
 `<config-dir>/strategies.yaml` as the symbol's override, keeping a timestamped backup;
 grades below --min-grade (default C) and partial results are refused unless --force.
-Exit codes: 0 ok; 2 bad arguments, config or data; 1 the job failed otherwise; 130 Ctrl-C.
+Then, when an engine listens on the socket of --db (`<db>.sock`), it is sent `apply_params`
+for that symbol and strategy (audited, source "cli") and its answer is printed: "applied now"
+(the runner is flat: its grid is rebuilt with them) or "pending until flat" (applied at the
+runner's next flat moment); with no engine listening the file is simply read at the next
+start. With --json the answer is under "engine": {"state": none | applied | pending |
+unchanged | not_running_it | refused | unreachable, "message"}.
+Exit codes: 0 ok; 2 bad arguments, config or data; 1 the job failed otherwise, or the file was
+written but the running engine refused the params or could not be reached; 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -275,8 +282,45 @@ def _apply_quiet(args: argparse.Namespace, result_id: int) -> dict:
         return {"applied": False, "message": f"not applied: {err}"}
     finally:
         conn.close()
+    engine = notify_engine(args.db, done.strategy, done.symbol, done.params)
     return {"applied": True, "path": str(done.path), "backup": str(done.backup), "params": done.params,
-            "message": f"wrote {done.strategy} override for {done.symbol} into {done.path} (backup {done.backup})"}
+            "engine": engine,
+            "message": f"wrote {done.strategy} override for {done.symbol} into {done.path} (backup {done.backup}); "
+                       f"{engine['message']}"}
+
+
+def notify_engine(db: Path, strategy: str, symbol: str, params: dict) -> dict:
+    """Send `apply_params` for (`symbol`, `strategy`) to the engine listening on `<db>.sock`, if
+    any: {"state": "none" (no engine) | "applied" | "pending" | "unchanged" (its answer) |
+    "not_running_it" (it does not run that strategy on that symbol) | "refused" | "unreachable",
+    "message": one line}. Never raises for the engine's answers."""
+    from core.api.client import EngineClient
+    from core.api.protocol import ApiClientError, ApiError, EngineNotRunning, socket_path_for
+
+    sock = socket_path_for(db)
+
+    async def send() -> dict:
+        async with EngineClient(sock, source="cli") as c:
+            return await c.apply_params(symbol, params, strategy=strategy)
+
+    try:
+        ans = asyncio.run(send())
+    except EngineNotRunning:
+        return {"state": "none", "message": f"no engine listens on {sock}: the running engine (none) reads "
+                                            "strategies.yaml at its next start"}
+    except ApiError as exc:
+        if exc.code in ("bad_symbol", "bad_strategy"):
+            return {"state": "not_running_it", "message": f"the engine on {sock} does not run {strategy} on {symbol}: "
+                                                          f"nothing to apply there ({exc.message})"}
+        return {"state": "refused", "message": f"the engine on {sock} REFUSED the params ({exc.status} {exc.code}): "
+                                               f"{exc.message}"}
+    except ApiClientError as exc:
+        return {"state": "unreachable", "message": f"the engine was not told: {exc}"}
+    state = ans["result"]["state"]
+    said = {"applied": "applied now", "pending": "pending until flat",
+            "unchanged": "unchanged (it trades these params already)"}[state]
+    return {"state": state, "audit_id": ans.get("audit_id"),
+            "message": f"engine on {sock}: {said} (audit #{ans.get('audit_id')})"}
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
@@ -287,16 +331,19 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         done = apply_result(conn, args.apply, args.config_dir, min_grade=args.min_grade, force=args.force)
     finally:
         conn.close()
+    engine = notify_engine(args.db, done.strategy, done.symbol, done.params)
+    code = 1 if engine["state"] in ("refused", "unreachable") else 0
     if args.json:
         sys.stdout.write(json.dumps({"result_id": args.apply, "strategy": done.strategy, "symbol": done.symbol,
                                      "params": done.params, "path": str(done.path), "backup": str(done.backup),
-                                     "comments_kept": done.comments_kept}) + "\n")
-        return 0
+                                     "comments_kept": done.comments_kept, "engine": engine}) + "\n")
+        return code
     print(f"wrote {done.strategy} override for {done.symbol}: {_params_text(done.params)}")
     print(f"  into {done.path} (previous file kept as {done.backup})")
     if not done.comments_kept:
         print("  note: the file was re-written by PyYAML; its comments are only in the backup")
-    return 0
+    print(f"  {engine['message']}")
+    return code
 
 
 # -- results --------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ live setup), which the tests and the benchmarks call too.
   "end"); `--report PATH` then writes a JSON list with, per (strategy, symbol), exactly the
   spec's backtest JSON.
 * Logs: a Rich console handler and a JSON-lines file `<db folder>/logs/radar-run.jsonl`;
+  beside it `trades.jsonl`, one JSON line per trade action (`core.engine.trade_log`);
   a status line every `--status-interval` seconds; SIGINT/SIGTERM stop gracefully (state kept).
 Exit codes: 0 ok; 2 bad arguments/config/data, live refused, database locked; 1 other errors.
 """
@@ -77,8 +78,11 @@ from core.errors import UsageError
 
 log = logging.getLogger("core.cli.run")
 
+#: The trade-action log, in the folder of the run's log (`core.engine.trade_log`).
+TRADE_LOG_NAME = "trades.jsonl"
 
-#: The console launcher `async (engine, *, readonly, alerts, jobs, health) -> outcome`, registered
+
+#: The console launcher `async (engine, *, readonly, alerts, jobs, health, api, commands) -> outcome`, registered
 #: by the console package (`tui.cli`) through `set_console_runner`: the engine never imports the
 #: console, and `radar run --no-ui` works without it.
 _console_runner = None
@@ -111,7 +115,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--status-interval", type=float, default=10.0, metavar="S",
                    help="seconds between status lines (0: none; default 10)")
     p.add_argument("--log-file", type=Path, metavar="PATH",
-                   help="JSON-lines log file (default: <db folder>/logs/radar-run.jsonl)")
+                   help="JSON-lines log file (default: <db folder>/logs/radar-run.jsonl); the trade-action "
+                        "log trades.jsonl is written in the same folder")
     p.add_argument("--fresh", action="store_true",
                    help="with --replay: start the replay over in a NEW database file beside --db, named for the "
                         "run (<db name>-replay-<UTC time>.db, printed at start); the database of --db is left "
@@ -190,8 +195,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--report needs --replay (the report is written at the end of the data)")
     cfg = load_config(args.config_dir)
     db = options.db
-    setup_logging(args.log_file or db.parent / "logs" / "radar-run.jsonl", args.verbose,
-                  tighten_folder=args.log_file is None)
+    log_file = args.log_file or db.parent / "logs" / "radar-run.jsonl"
+    setup_logging(log_file, args.verbose, tighten_folder=args.log_file is None)
+    args.secrets = _secrets()
+    if args.secrets is not None:                    # every handler of the run masks the secrets' values
+        from core.config import install_redaction
+
+        install_redaction(args.secrets)
+    args.trade_log = Path(log_file).parent / TRADE_LOG_NAME
     plan = plan_engine(cfg, options)
     if plan.live_plan:
         _print_banner(live_banner_lines(plan.live_plan, float(cfg.risk.account.initial_capital)))
@@ -243,8 +254,11 @@ async def _main(engine, args, db: Path) -> None:
 
     engine.acquire_lock()
     try:
-        services = await RunServices.open(engine, db, secrets=_secrets(),
-                                          mode="headless" if args.no_ui else "console")
+        secrets = args.secrets if hasattr(args, "secrets") else _secrets()
+        services = await RunServices.open(engine, db, secrets=secrets,
+                                          mode="headless" if args.no_ui else "console",
+                                          trade_log=getattr(args, "trade_log", None),
+                                          trade_log_tighten=getattr(args, "log_file", None) is None)
     except BaseException:
         engine._lock.release()
         raise
@@ -255,8 +269,10 @@ async def _main(engine, args, db: Path) -> None:
             if _console_runner is None:
                 raise UsageError("the console is not available from this entry point: start it with the "
                                  "`radar` console script, or run headless with --no-ui")
+            server = services.api                   # the console's commands go through its audited path
             await _console_runner(engine, readonly=args.readonly, alerts=services.alerts, jobs=services.jobs,
-                                  health=services.watchdog)
+                                  health=services.watchdog, api=server.api if server is not None else None,
+                                  commands=server.run_command if server is not None else None)
     finally:
         await services.close()
         log.info("services closed (alerts raised by the engine: %d)", services.bridge.raised if services.bridge else 0)

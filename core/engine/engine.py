@@ -23,6 +23,13 @@ One asyncio loop hosts it (and, later, the console and Telegram); it runs headle
   point (the account equity: the sum of the runners'), `on_equity`; a `TripDecision` trips the
   persisted kill switch (actor "risk") in the candle's transaction, then pending entries are
   cancelled and, with `flatten`, positions closed, and a `KillSwitchEvent` is published.
+* operator control per runner (`core.engine.runner_base`): a runner paused by an operator stays
+  paused across a restart, pending params stay pending (runner_control). A runner whose params
+  were changed at runtime (`apply_params`) restarts with them: with the configured params when
+  strategies.yaml now gives those (e.g. written by `radar optimize --apply`), with the applied
+  ones (logged) while strategies.yaml still gives what it gave when they were applied, and with
+  its stored params, keeping the new ones pending, when strategies.yaml gives its pending params
+  (`_controlled_spec`); any other difference refuses the start (state built with other params).
 * a replay that reaches the end of its data closes the open cycles ("end"), publishes
   `ReplayFinished` (the replayed series; `core.engine.alerting` resolves their gap alerts), then stops;
   `stop()` (SIGINT/SIGTERM) stops after the candle in progress, state persisted, without
@@ -112,6 +119,13 @@ class ReplayFinished:
     series: tuple[tuple[str, str], ...]
     candles: int
     last_ts: dict
+
+
+class EngineParamsConflict(RadarError):
+    """strategies.yaml changed a runner's params since an operator changed them at runtime: the
+    stored state is not restarted with params it was not built with (exit code 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -278,7 +292,9 @@ class Engine:
             start_after: dict[tuple[str, str], int] = {}
             src_by_key = {(s.symbol, s.timeframe): s for s in self.sources}
             for spec in self.specs:
+                spec, configured = self._controlled_spec(spec)
                 r = self._make_runner(spec)
+                r.config_params = configured
                 src = src_by_key[(spec.symbol, spec.timeframe)]
                 st = self.store.load_state(r.runner_id)
                 cursor = st["cursor_ts"] if st else None
@@ -287,6 +303,7 @@ class Engine:
                 else:
                     rows = await asyncio.to_thread(lambda: list(src.history(cursor, self.history_candles)))
                 r.restore(rows)
+                r.restore_control()
                 self.runners.append(r)
                 self._by_key.setdefault(r.key, []).append(r)
             for key, runners in self._by_key.items():
@@ -324,6 +341,37 @@ class Engine:
         self.bus.publish(HealthEvent("engine", "ok", f"started ({self.mode}, {len(self.runners)} runners)"))
         log.info("engine started: %s mode, %d runner(s) on %s, db %s", self.mode, len(self.runners),
                  ", ".join(f"{s} {t}" for s, t in self._by_key), self.db_path)
+
+    def _controlled_spec(self, spec: RunnerSpec) -> tuple[RunnerSpec, dict]:
+        """(the spec to build, the configured params normalised): the params a runner restarts
+        with when an operator changed them at runtime (module docstring). A spec whose params
+        differ from the stored ones in any other way is returned as it is (`StateStore.runner_id`
+        refuses it)."""
+        from dataclasses import replace
+
+        from core.strategies import registry
+
+        configured = dict(registry.create(spec.strategy, spec.params).params)
+        key = (spec.strategy, spec.symbol, spec.timeframe, self.mode)
+        stored = self.store.runner_params(*key)
+        if stored is None or stored == configured:
+            return spec, configured
+        ctl = self.store.runner_control(*key)
+        if ctl is not None and ctl["pending_params"] == configured:
+            log.warning("%s %s %s: strategies.yaml gives the params pending since %s (%s); the runner trades %s "
+                        "until it is flat", *key[:3], ctl["pending_by"], configured, stored)
+            return replace(spec, params=stored), configured
+        if ctl is not None and ctl["params"] == stored and ctl["config_params"] == configured:
+            log.warning("%s %s %s: trading the params applied at runtime by %s (%s), not those of strategies.yaml "
+                        "(%s)", *key[:3], ctl["applied_by"], stored, configured)
+            return replace(spec, params=stored), configured
+        if ctl is not None and ctl["params"] == stored:
+            raise EngineParamsConflict(
+                f"{spec.strategy} {spec.symbol} {spec.timeframe} ({self.mode}) trades {stored}, applied at runtime by "
+                f"{ctl['applied_by']}; strategies.yaml gave {ctl['config_params']} then and gives {configured} now: "
+                f"set strategies.yaml to the params traded to continue this state in {self.db_path} (then change "
+                "them with `radar ctl apply-params`), or use another --db")
+        return spec, configured
 
     def _make_runner(self, spec: RunnerSpec):
         """The runner of `spec`: a `GridRunner` on the simulated venue (paper) or on the exchange

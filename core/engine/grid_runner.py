@@ -21,6 +21,15 @@ Between candles (live: the engine's protection loop): `tick()` polls fills and t
 take-profit against the mark price, `verify_stops()` checks that the venue still holds the
 stop, `on_ticker(price)` checks the client-side take-profit at once.
 
+Parameters at runtime (`apply_params`, an operator's command): when the runner is flat (no
+position, no entry filled even in part, nothing of unknown outcome, and trading) the resting
+orders are cancelled and the grid is rebuilt at once with the new params (quoted from the
+history, placed for the next candle); otherwise the params are stored as pending
+(runner_control) and applied in the candle where the runner is flat again (after the poll that
+records the cycle's exit, before the next quote), so the cycle in progress keeps its params to
+the end. The simulated venue follows through its `retune` hook (its matching engine sizes and
+stops by the strategy); an exchange needs nothing.
+
 Life cycle: `restore(history_rows)` (book, orders, cursor and the venue's state from the
 store; the strategy's history from the stored candles), `connect()` (the venue's account
 checks, then `core.executor.reconcile.reconcile`; until it completes the runner does NOT trade
@@ -41,7 +50,7 @@ from typing import Any, Callable, Iterable
 
 from core.engine.runner_base import RunnerBase
 from core.events.bus import AlertEvent, EventBus, HealthEvent
-from core.executor.grid_executor import GridExecutor, halt_priority, wall_ms
+from core.executor.grid_executor import FILLED, GridExecutor, halt_priority, wall_ms
 from core.executor.kill_switch import KillSwitch
 from core.executor.protection import Protection, UnprotectedPosition
 from core.executor.reconcile import AccountInUse, reconcile
@@ -218,6 +227,8 @@ class GridRunner(RunnerBase):
                     await self._guarded(ex.poll(now))
                     if not venue.rests_take_profit:
                         await self._guarded(ex.on_mark(c, now))
+                    if self.pending_params is not None and self.is_flat():
+                        await self._apply_pending(now)
                 self.history.append(ts, o, h, lo, c)
                 self.last_close = c
                 self.equity_last = self.book.equity(c)       # the account as the risk check sees it
@@ -378,6 +389,93 @@ class GridRunner(RunnerBase):
     def _now(self) -> int:
         return self.clock_ms() if self.venue.external else (self.cursor or 0)
 
+    # ---------------------------------------------------------------- parameters at runtime
+    def is_flat(self) -> bool:
+        """True when the params may change: no position, no resting entry filled even in part,
+        no order or exit of unknown outcome, no fill waiting to be booked."""
+        ex = self.executor
+        return (self.book.qty <= 0 and not ex.unknown and ex.pending_exit is None and not ex._order_tries
+                and all(rec[FILLED] <= 0 for rec in ex.orders.values()))
+
+    async def apply_params(self, params: dict, actor: str) -> str:
+        """Trade with `params` (the strategy's full, validated params): "applied" (flat: resting
+        orders cancelled, the grid rebuilt with them at once), "pending" (stored, applied at the
+        next flat moment; replaces earlier pending params) or "unchanged" (they are the ones
+        traded; pending params are dropped). Persisted before it returns (module docstring)."""
+        new = dict(params)
+        async with self.lock:
+            now = self._now()
+            with self.store.transaction():
+                if new == dict(self.strategy.params):
+                    if self.pending_params is not None:
+                        self.store.save_runner_control(*self._control_key(), pending_params=None, pending_by=None,
+                                                       pending_ms=None)
+                        self.pending_params = self.pending_by = None
+                    return "unchanged"
+                if self.state == READY and self.is_flat() and await self._apply_now(new, actor, now, quote=True):
+                    state = "applied"
+                else:
+                    self.store.save_runner_control(*self._control_key(), pending_params=new, pending_by=actor,
+                                                   pending_ms=wall_ms())
+                    self.pending_params, self.pending_by = new, actor
+                    state = "pending"
+                if not self.venue.external:
+                    self._save()
+        if state == "applied":
+            log.warning("%s %s: params %s applied by %s", self.name, self.symbol, new, actor)
+            self._publish_control("params_applied", actor, "applied at once (flat)", new)
+        else:
+            log.warning("%s %s: params %s pending (by %s) until flat", self.name, self.symbol, new, actor)
+            self._publish_control("params_pending", actor, "applied at the next flat moment", new)
+        return state
+
+    async def _apply_pending(self, now: int) -> None:
+        """In a candle, flat again: apply the pending params (the quote follows in the candle)."""
+        params, actor = self.pending_params, self.pending_by or "operator"
+        if await self._apply_now(params, actor, now, quote=False):
+            log.warning("%s %s: pending params %s applied (flat again)", self.name, self.symbol, params)
+            self._publish_control("params_applied", actor, "applied when flat again", params)
+
+    async def _apply_now(self, params: dict, actor: str, now: int, quote: bool) -> bool:
+        """Cancel every resting order, swap the strategy for one with `params`, persist (the
+        runner's params, runner_control), and with `quote` quote and place the new grid. False
+        (nothing swapped) when an order could not be cancelled or a fill turned up meanwhile."""
+        from core.strategies import registry
+
+        ex = self.executor
+        for cid in list(ex.orders):
+            if await self._guarded(ex._cancel(cid, now)) is not True:
+                return False
+        if ex.orders or not self.is_flat():
+            return False
+        strat = registry.create(self.name, params)
+        self.strategy = strat
+        ex.strategy = strat
+        ex.take_profit = math.nan
+        ex._too_small.clear()
+        ex._rejected.clear()
+        if ex.risk_gate is not None:
+            ex.risk_gate.strategy = strat
+        book = self.book
+        book.n_levels = strat.num_levels
+        book.reset_position()
+        retune = getattr(self.venue, "retune", None)
+        if retune is not None:
+            retune(strat)
+        applied = dict(strat.params)
+        with self.store.transaction():
+            self.store.set_runner_params(self.runner_id, applied)
+            self.store.save_runner_control(*self._control_key(), params=applied, config_params=self.config_params,
+                                           applied_by=actor, applied_ms=wall_ms(), pending_params=None,
+                                           pending_by=None, pending_ms=None)
+            ex.dirty = True
+            if self.venue.external:
+                ex.save_state()
+        self.pending_params = self.pending_by = None
+        if quote and self.history.close and strat.on_candle_open(self.history) and self.state == READY:
+            await self._guarded(ex.sync_orders(now))
+        return True
+
     async def close(self) -> None:
         """Close the venue's connection (stops stay at the venue)."""
         try:
@@ -403,7 +501,8 @@ class GridRunner(RunnerBase):
                 "levels_filled": book.levels_filled, "num_levels": strat.num_levels,
                 "stop": book.stop if book.qty > 0 else None, "cycles": len(book.cycles),
                 "cash": book.cash, "equity": self.equity_last, "cursor_ts": self.cursor,
-                "state": self.state if self.executor.halted is None else f"{HALTED}: {self.executor.halted}",
+                "state": (f"{HALTED}: {self.executor.halted}" if self.executor.halted is not None
+                          else "paused" if self.pause_info is not None else self.state),
                 "state_reason": self.state_reason,
                 "open_orders": [{"client_id": r[5], "purpose": r[0], "level": r[1], "price": r[2]}
                                 for r in self.executor.orders.values()]}

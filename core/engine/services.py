@@ -14,12 +14,23 @@ Built (all on the engine's event loop, BEFORE the engine's first candle):
 * `watchdog` + `heartbeat`: health checks for the feeds (one per symbol), the executor,
   the database, the event-loop lag, the jobs and Telegram; the heartbeat is written so
   `radar health` in another process shows them;
-* `bot`: the Telegram bot when the secrets hold a token (EngineControl: `core.engine.control`);
+* `bot`: the Telegram bot when the secrets hold a token (EngineControl: `core.engine.control`;
+  its commands run through the API server's audited path, source "telegram", so without
+  the API server they are refused);
   its settings are `telegram_settings`, else the defaults with the Bot API URL of the
   environment variable RADAR_TELEGRAM_BASE_URL when set (e.g. a local stand-in in tests);
 * `api`: the engine's API server (`core.api.server`) on `<db>.sock` (with `api=True`, the
   default): consoles and `radar status` / `radar ctl` attach to it; a live engine already
-  listening there refuses this start (`ApiSocketBusy`); the socket is removed on close.
+  listening there refuses this start (`ApiSocketBusy`); the socket is removed on close. Its
+  metrics registry also holds a `core.api.metrics.RunCollector` of these services (feed
+  latency, job progress, trade log);
+* `metrics_tcp`: `GET /metrics` on TCP 127.0.0.1 (`core.api.metrics_tcp`) when the engine's
+  `health.metrics.tcp_port` (health.yaml) is set; off by default;
+* `trade_log`: the JSON-lines trade-action log (`core.engine.trade_log`) at `trade_log` (a
+  path; `radar run` gives `<log dir>/trades.jsonl`, next to its log), subscribed before the
+  engine starts, its task under the engine's supervisor, drained and closed on close;
+  secrets masked with the run's secrets;
+* `job_progress`: the running jobs' progress for the metrics (`core.api.metrics.JobProgress`).
 
 An alert acknowledged, snoozed or resolved by someone other than the engine (the console,
 Telegram, `radar alerts ack` in another process: seen by the AlertEngine's poll) is logged
@@ -146,15 +157,22 @@ class RunServices:
     notices: Any = None
     control: Any = None
     api: Any = None
+    metrics_tcp: Any = None
+    trade_log: Any = None
+    job_progress: Any = None
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
     async def open(cls, engine: Any, db_path: str | Path, *, secrets: Any = None, mode: str = "headless",
                    health_interval_s: float = 5.0, heartbeat_interval_s: float = 2.0, jobs: bool = True,
                    telegram: bool = True, alert_config: Any = None,
-                   telegram_settings: Any = None, api: bool = True) -> "RunServices":
+                   telegram_settings: Any = None, api: bool = True,
+                   trade_log: str | Path | None = None, trade_log_tighten: bool = True) -> "RunServices":
         """Build and start every service (see the module docstring); on an error, what was
-        started is closed again and the error raised."""
+        started is closed again and the error raised.
+
+        `trade_log`: the trades.jsonl path (None: no trade log); `trade_log_tighten`: chmod an
+        existing folder of it to 0700 (False for a folder the operator chose for other files)."""
         from core.alerts.engine import AlertEngine
         from core.engine.alerting import EngineAlerts
         from core.health import (
@@ -177,6 +195,11 @@ class RunServices:
                     redact = SecretRedactor(secrets).redact
                 except Exception:  # pragma: no cover - redaction is best effort here
                     redact = None
+            if trade_log is not None:
+                from core.engine.trade_log import TradeLog
+
+                s.trade_log = TradeLog(engine, trade_log, redact=redact, tighten_folder=trade_log_tighten)
+                s.trade_log.start()
             s.alerts = await AlertEngine.open(db_path, config=alert_config, redact=redact)
             s.alerts.listeners.add(log_operator_change)
             s.alerts.start()
@@ -188,6 +211,10 @@ class RunServices:
                 s.jobs = JobManager(db_path)
                 await s.jobs.start()
                 s.jobs.subscribe(s.bridge.on_job_event)
+                from core.api.metrics import JobProgress
+
+                s.job_progress = JobProgress()
+                s.jobs.subscribe(s.job_progress.on_event)
             s.watchdog = Watchdog(alerts=s.alerts, interval_s=health_interval_s)
             stale = 30.0
             for src in engine.sources:              # a paced replay delivers a candle every tf/speed seconds
@@ -210,7 +237,8 @@ class RunServices:
                 from core.engine.control import EngineTelegramControl
                 from core.telegram.bot import TelegramBot
 
-                s.control = EngineTelegramControl(EngineAPI(engine), jobs=s.jobs, watchdog=s.watchdog)
+                s.control = EngineTelegramControl(EngineAPI(engine, alerts=s.alerts, jobs=s.jobs, watchdog=s.watchdog),
+                                                  jobs=s.jobs, watchdog=s.watchdog)
                 s.bot = TelegramBot.from_secrets(secrets, s.control, alerts=s.alerts,
                                                  settings=telegram_settings or telegram_settings_from_env())
                 s.bot.start()
@@ -229,17 +257,43 @@ class RunServices:
                 from core.api.server import start_api_server
 
                 s.api = await start_api_server(engine, db_path, s, ui=mode)
+                if s.control is not None:            # Telegram's commands: audited like the CLI's
+                    s.control.commands = s.api.run_command
+            await s._start_metrics()
         except BaseException:
             await s.close()
             raise
         return s
+
+    async def _start_metrics(self) -> None:
+        """The RunCollector on the API's registry, and the TCP listener when configured."""
+        from core.api.metrics import RunCollector, build_registry
+
+        registry = getattr(self.api, "registry", None)
+        if registry is not None:
+            registry.register(RunCollector(self))
+        cfg = getattr(getattr(self.engine, "health", None), "metrics", None)
+        port = getattr(cfg, "tcp_port", None)
+        if port is None:
+            return
+        if registry is None:                           # no API server: a registry of its own
+            from core.engine.api import EngineAPI
+
+            registry = build_registry(EngineAPI(self.engine, alerts=self.alerts, jobs=self.jobs,
+                                                watchdog=self.watchdog, lag=self.lag))
+            registry.register(RunCollector(self))
+        from core.api.metrics_tcp import MetricsTcpServer
+
+        self.metrics_tcp = await MetricsTcpServer(registry, cfg.host, port).start()
 
     async def close(self) -> None:
         """Close every service, newest first; never raises. Call after the engine stopped."""
         if self._closed:
             return
         self._closed = True
-        for what, fn in (("engine API", lambda: self.api and self.api.stop()),
+        for what, fn in (("metrics TCP listener", lambda: self.metrics_tcp and self.metrics_tcp.stop()),
+                         ("engine API", lambda: self.api and self.api.stop()),
+                         ("trade log", lambda: self.trade_log and self.trade_log.close()),
                          ("heartbeat", lambda: self.heartbeat and self.heartbeat.close()),
                          ("trade notices", lambda: self.notices and self.notices.close()),
                          ("telegram", lambda: self.bot and self.bot.stop()),

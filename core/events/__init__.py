@@ -14,11 +14,12 @@ from core.events.bus import (
     OrderEvent,
     PositionEvent,
     RiskRejection,
+    RunnerControlEvent,
     Subscription,
 )
 
 __all__ = [
     "CRITICAL_KINDS", "EVENT_KINDS", "AlertEvent", "CandleEvent", "EngineStatus", "EventBus", "FillEvent",
     "HealthEvent", "IntentEvent", "KillSwitchEvent", "OrderEvent", "PositionEvent", "RiskRejection",
-    "Subscription",
+    "RunnerControlEvent", "Subscription",
 ]

@@ -11,7 +11,7 @@ Overflow policy (per subscriber, when its queue holds `maxsize` events):
   queue makes room by dropping the OLDEST low-priority event queued (or is itself
   dropped when only critical events are queued); drops are counted per kind in
   `Subscription.dropped`;
-* CRITICAL events (orders, fills, positions, risk rejections, kill switch) are never
+* CRITICAL events (orders, fills, positions, risk rejections, kill switch, runner control) are never
   dropped: they are appended even beyond `maxsize` (the queue overflows by at most the
   critical events a stalled reader has not taken; `Subscription.overflow_peak` records it).
 
@@ -44,7 +44,9 @@ class CandleEvent:
 
 @dataclass(frozen=True, slots=True)
 class IntentEvent:
-    """A runner's decision: place/amend/cancel an order, or flatten."""
+    """A runner's decision: place/amend/cancel an order, or flatten (qty base units when known;
+    reason of a flatten: tp | kill | end | ...). An amend is published once the venue took it,
+    `client_id` the id the order rests under afterwards."""
 
     strategy: str
     symbol: str
@@ -52,6 +54,8 @@ class IntentEvent:
     action: str          # place | amend | cancel | flatten
     client_id: str
     price: float | None
+    qty: float | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +172,33 @@ class ReconcileEvent:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RunnerControlEvent:
+    """An operator changed one runner (a strategy on a symbol and timeframe).
+
+    action: paused | resumed (entries of that runner only; the kill switch is separate) |
+    params_pending (stored, applied at the next flat moment) | params_applied (the grid is
+    rebuilt with `params` from the next candle). actor: who, e.g. "cli:alice", "telegram:bob".
+    params: the full parameters concerned (None for paused / resumed). ts_ms: wall clock, ms UTC.
+    """
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    action: str
+    actor: str
+    detail: str = ""
+    params: dict | None = None
+    ts_ms: int = 0
+
+
 #: kinds never dropped on overflow
 CRITICAL_KINDS: tuple[type, ...] = (OrderEvent, FillEvent, PositionEvent, RiskRejection, KillSwitchEvent,
-                                    ReconcileEvent)
+                                    ReconcileEvent, RunnerControlEvent)
 #: every event kind of the bus
 EVENT_KINDS: tuple[type, ...] = (CandleEvent, IntentEvent, OrderEvent, FillEvent, PositionEvent,
                                  RiskRejection, KillSwitchEvent, HealthEvent, AlertEvent, EngineStatus,
-                                 ReconcileEvent)
+                                 ReconcileEvent, RunnerControlEvent)
 
 _END = object()
 

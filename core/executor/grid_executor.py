@@ -132,7 +132,14 @@ class GridExecutor:
         unknown: venue client ids whose outcome is unknown (looked up by `poll`).
         blocked: why this runner must not trade (external position, ...), or None.
         halted: why new entries are refused until protection is back ("unprotected"), or None.
+        paused: who paused the runner and why (an operator's pause: no new entries, the position
+            keeps its stop and take-profit and is managed as usual), or None. Set by the runner
+            (`core.engine.runner_base.RunnerBase.pause`), persisted in runner_control.
         take_profit: the client-side take-profit price (nan: none).
+        unprotected_since: `time.monotonic()` when the runner was halted UNPROTECTED (no stop at
+            the venue), None while it is not; `unprotected_s()`, `unprotected_longest_s()`,
+            `unprotected_total_s` and `unprotected_windows` describe those windows in this
+            process (read by the metrics; every assignment of `halted` keeps them).
     """
 
     def __init__(self, runner_id: int, strategy: GridStrategy, symbol: str, venue: Gateway, ids: ClientIds,
@@ -159,7 +166,12 @@ class GridExecutor:
         self._polls = 0                   # polls so far (deferrals count once per poll)
         self._deferred_at = -1            # the poll of the last deferral
         self.blocked: str | None = None
-        self.halted: str | None = None
+        self._halted: str | None = None
+        self.unprotected_since: float | None = None
+        self.unprotected_total_s = 0.0            # closed windows only (see unprotected_s)
+        self.unprotected_max_s = 0.0              # the longest closed window
+        self.unprotected_windows = 0
+        self.paused: str | None = None
         self.stop_cid: str | None = None
         self.take_profit = math.nan
         self.symbol_busy: Callable[[], bool] | None = None
@@ -172,6 +184,34 @@ class GridExecutor:
         self._too_small: set[int] = set()
         self._rejected: dict[str, int] = {}       # logical cid -> ms of the venue's rejection
         self.risk_rejections = 0
+
+    # ---------------------------------------------------------------- halt state
+    @property
+    def halted(self) -> str | None:
+        """Why new entries are refused until protection is back, or None (see the class)."""
+        return self._halted
+
+    @halted.setter
+    def halted(self, why: str | None) -> None:
+        was, now = self._halted == UNPROTECTED, why == UNPROTECTED
+        if now and not was:
+            self.unprotected_since = time.monotonic()
+            self.unprotected_windows += 1
+        elif was and not now and self.unprotected_since is not None:
+            d = time.monotonic() - self.unprotected_since
+            self.unprotected_total_s += d
+            self.unprotected_max_s = max(self.unprotected_max_s, d)
+            self.unprotected_since = None
+        self._halted = why
+
+    def unprotected_s(self) -> float:
+        """Seconds the current UNPROTECTED window has lasted (0 when protected)."""
+        since = self.unprotected_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    def unprotected_longest_s(self) -> float:
+        """The longest UNPROTECTED window so far in this process, the current one included (s)."""
+        return max(self.unprotected_max_s, self.unprotected_s())
 
     # ---------------------------------------------------------------- helpers
     def _tx(self):
@@ -230,9 +270,9 @@ class GridExecutor:
         self.dirty = False
 
     def entries_allowed(self) -> bool:
-        """False while the runner must not add risk: blocked, halted, the kill switch (global
-        or for this symbol), or another runner holding a position on the symbol."""
-        if self.blocked is not None or self.halted is not None:
+        """False while the runner must not add risk: blocked, halted, paused by an operator, the
+        kill switch (global or for this symbol), or another runner holding a position on the symbol."""
+        if self.blocked is not None or self.halted is not None or self.paused is not None:
             return False
         if self.kill.blocks(self.symbol):
             return False
@@ -317,6 +357,8 @@ class GridExecutor:
                     rec[PRICE] = px
                     if q is not None:
                         rec[QTY] = q
+                    if self.bus is not None:
+                        self.bus.publish(IntentEvent(self.name, self.symbol, ts, "amend", rec[VENUE_ID], px, q))
                     if amends is None:
                         amends = []
                     amends.append((px, ts, rec[VENUE_ID]))
@@ -341,6 +383,10 @@ class GridExecutor:
             self._note_once("halted", True, RiskRejection(self.name, self.symbol, ts, "halted", self.halted))
         else:
             self._noted["halted"] = False
+        if self.paused is not None:
+            self._note_once("paused", True, RiskRejection(self.name, self.symbol, ts, "paused", self.paused))
+        else:
+            self._noted["paused"] = False
 
     def _may_place(self, cid: str, level: int, price: float, ts: int) -> bool:
         rej = self._rejected.get(cid)
@@ -433,7 +479,7 @@ class GridExecutor:
             store.set_order_status(cid, "open", ts)
             store.intent_done(iid)
         self.orders[key] = [purpose, level, price, qty or 0.0, 0.0, cid]
-        self._publish(IntentEvent(self.name, self.symbol, ts, "place", cid, price),
+        self._publish(IntentEvent(self.name, self.symbol, ts, "place", cid, price, qty),
                       OrderEvent(self.name, self.symbol, ts, cid, purpose, side, price, "open"))
 
     async def _amend_renaming(self, cid: str, rec: list, price: float, qty: float, ts: int) -> None:
@@ -475,6 +521,7 @@ class GridExecutor:
             store.set_order_status(new, "open", ts)
             store.intent_done(iid)
         rec[VENUE_ID], rec[PRICE], rec[QTY] = new, price, qty
+        self._publish(IntentEvent(self.name, self.symbol, ts, "amend", new, price, qty))
 
     async def _cancel(self, cid: str, ts: int) -> bool:
         """Cancel one resting order; record fills that happened before. False when the venue
@@ -990,7 +1037,7 @@ class GridExecutor:
             iid = store.add_intent(self.runner_id, ts, f"flatten:{reason}", cid, price)
             store.add_order(cid, self.runner_id, cyc, -1, "exit", self._exit_side, price, "pending", ts)
         self._durable()
-        self._publish(IntentEvent(self.name, self.symbol, ts, "flatten", cid, price))
+        self._publish(IntentEvent(self.name, self.symbol, ts, "flatten", cid, price, book.qty, reason))
         crashpoint("during_tp_close" if reason == "tp" else "after_record_before_send")
         try:
             fill = await self.venue.close_position(cid, ts, price, reason)

@@ -6,8 +6,9 @@ the simulated venue (`core.venues.sim.single_venue.SimSingleVenue`) is the only 
 given so far: single-position strategies trade on paper (the engine does not enable them
 live yet).
 
-Entries (one per candle at most, gated by `entry_allowed`: the kill switch, the symbol
-being busy with another strategy's position, the pre-trade risk check) are `place_order`s
+Entries (one per candle at most, gated by `entry_allowed`: the kill switch, an operator's
+pause of the runner, the symbol being busy with another strategy's position, the pre-trade
+risk check) are `place_order`s
 of an `OrderRequest` (market or limit, the intent's stop as `preset_stop`); the position's
 stop and take-profit are re-quoted by the strategy before each candle (`requote_exits`:
 `amend_order`, or `place_order` of a take-profit that appears); market exits are
@@ -212,6 +213,8 @@ class SingleExecutor:
             True and this runner is flat, no entry is placed (set by the engine).
         risk_rejections: entries refused by the risk check so far, plus the "symbol_busy"
             episodes.
+        paused: who paused the runner and why (an operator's pause: no new entry; an open trade
+            keeps its stop and take-profit and is managed as usual), or None. Set by the runner.
     """
 
     def __init__(self, runner_id: int, name: str, symbol: str, gateway: Gateway, ids: ClientIds,
@@ -235,6 +238,8 @@ class SingleExecutor:
         self.entry_seq = 0               # entry orders placed in the current cycle (the client id level)
         self._rejected_at: int | None = None
         self._busy_at: int | None = None
+        self.paused: str | None = None
+        self._paused_at: int | None = None
 
     # ---------------------------------------------------------------- entries
     def candle_done(self) -> None:
@@ -242,12 +247,14 @@ class SingleExecutor:
         symbol-busy episode when the symbol is free."""
         if not self.kill.active:
             self._rejected_at = None
+        if self.paused is None:
+            self._paused_at = None
         if self._busy_at is not None and (self.symbol_busy is None or not self.symbol_busy()):
             self._busy_at = None
 
     def entry_allowed(self, intent: EntryIntent, ts: int) -> bool:
-        """The kill switch, then the symbol held by another runner (each a RiskRejection once
-        per episode), then the pre-trade risk check."""
+        """The kill switch, then an operator's pause of this runner, then the symbol held by
+        another runner (each a RiskRejection once per episode), then the pre-trade risk check."""
         if self.kill.active:
             if self._rejected_at is None:
                 self._rejected_at = ts
@@ -255,6 +262,13 @@ class SingleExecutor:
                     self.bus.publish(RiskRejection(self.name, self.symbol, ts, "kill_switch", "entries blocked"))
             return False
         self._rejected_at = None
+        if self.paused is not None:
+            if self._paused_at is None:
+                self._paused_at = ts
+                if self.bus is not None:
+                    self.bus.publish(RiskRejection(self.name, self.symbol, ts, "paused", self.paused))
+            return False
+        self._paused_at = None
         if self.symbol_busy is not None and self.symbol_busy():
             if self._busy_at is None:
                 self._busy_at = ts
@@ -324,7 +338,7 @@ class SingleExecutor:
         self.orders[cid] = ["entry", level, intent.price, side]
         self.entry_seq = level + 1
         if self.bus is not None:
-            self.bus.publish(IntentEvent(self.name, self.symbol, ts, "place", cid, intent.price))
+            self.bus.publish(IntentEvent(self.name, self.symbol, ts, "place", cid, intent.price, qty))
             self.bus.publish(OrderEvent(self.name, self.symbol, ts, cid, "entry", side, intent.price, "open"))
         return cid
 
@@ -374,11 +388,16 @@ class SingleExecutor:
                                                           reduce_only=True, qty=book.qty))
                     self.store.add_order(cid, self.runner_id, cyc, -1, purpose, self._exit_side(), price, "open", ts)
                     self.orders[cid] = [purpose, -1, price]
+                    if self.bus is not None:
+                        self.bus.publish(OrderEvent(self.name, self.symbol, ts, cid, purpose, self._exit_side(), price,
+                                                    "open"))
                 continue
             old = rec[2]
             if old != price and not (_isnan(price) and old is not None and _isnan(old)):   # nan -> nan: no move
                 await gw.amend_order(cid, price)
                 rec[2] = price
+                if self.bus is not None:
+                    self.bus.publish(IntentEvent(self.name, self.symbol, ts, "amend", cid, _num(price)))
                 if rows is None:
                     rows = []
                 rows.append((_num(price), ts, cid))
@@ -401,7 +420,7 @@ class SingleExecutor:
         if gw.external:
             store.flush()
         if self.bus is not None:
-            self.bus.publish(IntentEvent(self.name, self.symbol, ts, "flatten", cid, price))
+            self.bus.publish(IntentEvent(self.name, self.symbol, ts, "flatten", cid, price, abs(book.qty), reason))
         fill = await gw.close_position(cid, ts, price, reason)
         store.intent_done(iid)
         if fill is not None:

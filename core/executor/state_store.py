@@ -2,7 +2,8 @@
 
 Tables: trading_runners, trading_state (cursor + grid/account JSON per runner),
 trading_intents, trading_orders, trading_fills, trading_positions (history),
-trading_cycles, trading_equity, kill_switch. See `core.storage.migrations` version 5.
+trading_cycles, trading_equity, kill_switch. See `core.storage.migrations` version 5;
+runner_control (migration 10): an operator's pause and parameters per runner identity.
 
 `StateStore` is synchronous (sqlite3) and used from the event-loop thread: the executor
 opens one transaction per candle (`begin()` ... `commit()`), so a candle's records (intents,
@@ -329,6 +330,52 @@ class StateStore:
             self.conn.execute("DELETE FROM kill_symbols")
         else:
             self.conn.execute("DELETE FROM kill_symbols WHERE symbol=?", (symbol,))
+
+    # ---------------------------------------------------------------- operator control per runner
+    def runner_params(self, strategy: str, symbol: str, timeframe: str, mode: str) -> dict | None:
+        """The params the runner's stored state was built with (trading_runners), None for a new runner."""
+        row = self.conn.execute("SELECT params FROM trading_runners WHERE strategy=? AND symbol=? AND timeframe=? "
+                                "AND mode=?", (strategy, symbol, timeframe, mode)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_runner_params(self, runner_id: int, params: dict) -> None:
+        """The runner trades with `params` from now on (applied at runtime while flat)."""
+        self.conn.execute("UPDATE trading_runners SET params=? WHERE id=?",
+                          (json.dumps(params, sort_keys=True), runner_id))
+
+    def runner_control(self, strategy: str, symbol: str, timeframe: str, mode: str) -> dict | None:
+        """The runner_control row of a runner identity (migration 10) as a dict, None when none:
+        paused (bool), paused_by, paused_reason, paused_ms, pending_params (dict | None),
+        pending_by, pending_ms, params (dict | None: applied at runtime), config_params (dict | None),
+        applied_by, applied_ms (times ms UTC)."""
+        cols = ("paused", "paused_by", "paused_reason", "paused_ms", "pending_params", "pending_by", "pending_ms",
+                "params", "config_params", "applied_by", "applied_ms")
+        row = self.conn.execute(f"SELECT {', '.join(cols)} FROM runner_control WHERE strategy=? AND symbol=? "
+                                "AND timeframe=? AND mode=?", (strategy, symbol, timeframe, mode)).fetchone()
+        if row is None:
+            return None
+        d = dict(zip(cols, row))
+        d["paused"] = bool(d["paused"])
+        for k in ("pending_params", "params", "config_params"):
+            d[k] = None if d[k] is None else json.loads(d[k])
+        return d
+
+    def save_runner_control(self, strategy: str, symbol: str, timeframe: str, mode: str, **fields) -> None:
+        """Upsert `fields` (columns of runner_control; dicts are stored as JSON, bools as 0/1) of a
+        runner identity, in the caller's transaction."""
+        allowed = {"paused", "paused_by", "paused_reason", "paused_ms", "pending_params", "pending_by", "pending_ms",
+                   "params", "config_params", "applied_by", "applied_ms"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"runner_control has no column(s) {', '.join(sorted(bad))}")
+        vals = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else int(v) if isinstance(v, bool) else v)
+                for k, v in fields.items()}
+        key = (strategy, symbol, timeframe, mode)
+        self.conn.execute("INSERT OR IGNORE INTO runner_control (strategy, symbol, timeframe, mode, updated_ms) "
+                          "VALUES (?, ?, ?, ?, ?)", (*key, _now_ms()))
+        sets = ", ".join(f"{k}=?" for k in vals)
+        self.conn.execute(f"UPDATE runner_control SET {sets}{', ' if sets else ''}updated_ms=? WHERE strategy=? "
+                          "AND symbol=? AND timeframe=? AND mode=?", (*vals.values(), _now_ms(), *key))
 
     def epoch(self) -> str:
         """The database's epoch (4 hex digits) carried by its client order ids."""

@@ -15,6 +15,12 @@ Verdict for a symbol with `age` seconds of silence:
 Register one watchdog subsystem per symbol with `register(watchdog)`: names
 are "feed:<symbol>", e.g. "feed:BTC/USDT:USDT" (alert key
 "health:feed:BTC/USDT:USDT").
+
+Candles (read by the metrics, `candle_stats()`): per symbol the time the last closed candle
+was taken (the clock), how many were, and the feed latency of the last one taken from a live
+feed or a backfill: wall-clock seconds from the candle's close (`ClosedCandle.close_ts`) to the
+moment the engine takes it (its feed listeners run just before the runners process it); a
+replayed candle has no latency (its close is in the past by design).
 """
 
 from __future__ import annotations
@@ -44,6 +50,20 @@ class _Symbol:
     messages: int = 0
     reconnect_attempt: int = 0
     reconnect_error: str | None = None
+    candles: int = 0                     # closed candles taken
+    last_candle: float | None = None     # clock time the last one was taken
+    latency_s: float | None = None       # close -> taken, wall seconds, of the last live / backfill candle
+
+
+@dataclass(frozen=True)
+class CandleStats:
+    """One symbol's closed candles (see the module docstring): `age_s` seconds since the last was
+    taken (None before the first), `candles` taken, `latency_s` of the last live/backfill one."""
+
+    symbol: str
+    candles: int
+    age_s: float | None
+    latency_s: float | None
 
 
 class FeedHealth:
@@ -94,13 +114,27 @@ class FeedHealth:
 
     def on_event(self, event: FeedEvent) -> None:
         """Take one DataEngine event (pass this to `DataEngine.subscribe`); other event kinds are ignored."""
-        if isinstance(event, (ClosedCandle, TickerUpdate)):
+        if type(event) is ClosedCandle:
+            now = self._clock()
+            self.seen(event.symbol, now)
+            st = self._symbols[event.symbol]
+            st.candles += 1
+            st.last_candle = now
+            if event.source != "replay":
+                st.latency_s = time.time() - event.close_ts / 1000.0
+        elif isinstance(event, (ClosedCandle, TickerUpdate)):
             self.seen(event.symbol)
         elif isinstance(event, FeedReconnect):
             self.watch(event.symbol)
             st = self._symbols[event.symbol]
             st.reconnect_attempt = event.attempt
             st.reconnect_error = event.error
+
+    def candle_stats(self) -> list[CandleStats]:
+        """Every tracked symbol's closed-candle figures, by symbol (see the module docstring)."""
+        now = self._clock()
+        return [CandleStats(sym, st.candles, None if st.last_candle is None else max(0.0, now - st.last_candle),
+                            st.latency_s) for sym, st in sorted(self._symbols.items())]
 
     def check(self, symbol: str) -> Check:
         """The verdict for `symbol` (see the module docstring); down for a symbol never watched."""

@@ -2,8 +2,9 @@
 
 Order kinds: "entry", "stop", "take_profit", "exit" (a market close). Exit reasons: "tp"
 (take-profit), "sl" (stop-loss), "end" (end of the replayed data), "time" (maximum holding
-of a single-position trade); the engine adds "kill" (kill switch / operator) and
-"unprotected" (closed because no stop could be placed).
+of a single-position trade); the engine adds "kill" (the kill switch's flatten),
+"forceexit" (an operator closed one position: `flatten` / `radar ctl flatten` / Telegram
+/forceexit) and "unprotected" (closed because no stop could be placed).
 """
 
 from __future__ import annotations

@@ -369,4 +369,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX api_audit_ts ON api_audit (ts_ms);
         """,
     ),
+    (
+        10,
+        "operator control per runner: paused, parameters pending / applied at runtime",
+        """
+        CREATE TABLE runner_control (
+            strategy        TEXT NOT NULL,           -- the runner's identity, as in trading_runners
+            symbol          TEXT NOT NULL,
+            timeframe       TEXT NOT NULL,
+            mode            TEXT NOT NULL,           -- paper | live
+            paused          INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),  -- 1: no new entries
+            paused_by       TEXT,                    -- actor of the last pause / resume, e.g. cli:alice
+            paused_reason   TEXT,
+            paused_ms       INTEGER,                 -- when paused / resumed, ms UTC (wall clock)
+            pending_params  TEXT,                    -- JSON of the full params applied at the next flat moment
+            pending_by      TEXT,
+            pending_ms      INTEGER,                 -- ms UTC (wall clock)
+            params          TEXT,                    -- JSON of the params applied at runtime (NULL: none)
+            config_params   TEXT,                    -- JSON of the configured params they replaced
+            applied_by      TEXT,
+            applied_ms      INTEGER,                 -- ms UTC (wall clock)
+            updated_ms      INTEGER NOT NULL,        -- ms UTC (wall clock)
+            PRIMARY KEY (strategy, symbol, timeframe, mode)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

@@ -1,4 +1,7 @@
-"""The bot's commands: parsing, the replies, and the /kill and /resume confirmations.
+"""The bot's commands: parsing, the replies, and the confirmations of /kill, /resume [SYMBOL],
+/pause SYMBOL and /forceexit SYMBOL (each runs, once confirmed, through `EngineControl`: the
+engine's audited command path, as from the CLI). /resume without an argument releases the kill
+switch; with a SYMBOL it lifts that runner's pause.
 
 Independent of python-telegram-bot: `CommandRouter.handle` takes a command
 name and its arguments from an allowed chat and returns a `Reply`;
@@ -48,12 +51,28 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("alerts", "/alerts", "open alerts, most severe first"),
     CommandSpec("ack", "/ack ID", "acknowledge alert ID"),
     CommandSpec("snooze", "/snooze ID DURATION", "snooze alert ID for e.g. 30m, 2h, 1d"),
+    CommandSpec("balance", "/balance", "equity, cash and day P&L per runner and in total (USDT)"),
+    CommandSpec("daily", "/daily [N]", "P&L per UTC day of the last N days (default 7)"),
     CommandSpec("kill", "/kill", "trip the kill switch (asks to confirm)"),
-    CommandSpec("resume", "/resume", "release the kill switch (asks to confirm)"),
+    CommandSpec("resume", "/resume [SYMBOL]", "release the kill switch; with SYMBOL: resume that runner (asks to confirm)"),
+    CommandSpec("pause", "/pause SYMBOL", "pause a runner: no new entries, stops kept (asks to confirm)"),
+    CommandSpec("forceexit", "/forceexit SYMBOL", "close SYMBOL's position at market (asks to confirm)"),
     CommandSpec("jobs", "/jobs", "research jobs"),
     CommandSpec("help", "/help", "this list"),
 )
 _USAGE = {c.name: c.usage for c in COMMANDS}
+#: /daily: most days asked at once
+MAX_DAYS = 366
+#: confirmed actions -> (question, button label); "{symbol}" is filled in
+_QUESTIONS = {
+    "kill": ("Trip the KILL SWITCH? Radar stops opening positions and cancels working orders.", "Yes, kill"),
+    "resume": ("Release the kill switch and resume trading?", "Yes, resume"),
+    "resume_runner": ("Resume {symbol}? Its entries are placed again from the next candle.", "Yes, resume"),
+    "pause": (("Pause {symbol}? No new entries (working entry orders cancelled); its open position keeps its "
+               "stop and take-profit."), "Yes, pause"),
+    "forceexit": ("Close the position of {symbol} at market NOW (force-exit; its entry orders cancelled)?",
+                  "Yes, close"),
+}
 
 
 @dataclass(frozen=True)
@@ -133,8 +152,9 @@ class CommandRouter:
     Args:
         control: the engine (see `core.telegram.control`).
         alerts: the alert engine, or None (the alert commands then say so).
-        confirmations: the pending /kill and /resume confirmations.
-        command_timeout_s: how long a read-only engine query may take (kill/resume are never cut short).
+        confirmations: the pending confirmations (/kill, /resume [SYMBOL], /pause, /forceexit).
+        command_timeout_s: how long a read-only engine query (and the check before a confirmation)
+            may take; confirmed commands are never cut short.
     """
 
     def __init__(self, control: EngineControl, alerts: AlertEngine | None, confirmations: Confirmations,
@@ -159,6 +179,7 @@ class CommandRouter:
             "positions": self._control.positions_text,
             "pnl": self._control.pnl_text,
             "jobs": self._control.jobs_text,
+            "balance": self._control.balance_text,
         }
         if name in simple:
             return Reply(fmt.fit(await self._query(simple[name])))
@@ -174,9 +195,39 @@ class CommandRouter:
             return await self._ack(args, actor)
         if name == "snooze":
             return await self._snooze(args, actor)
-        if name in ("kill", "resume"):
+        if name == "daily":
+            return await self._daily(args)
+        if name == "kill":
             return self._ask_confirmation(name, args, chat_id, actor)
+        if name == "resume":
+            if not args:
+                return self._ask_confirmation(name, args, chat_id, actor)
+            return await self._ask_runner_confirmation("resume_runner", "resume", args, chat_id, actor)
+        if name in ("pause", "forceexit"):
+            return await self._ask_runner_confirmation(name, name, args, chat_id, actor)
         return Reply(f"unknown command /{name}; /help lists the commands")
+
+    async def _daily(self, args: list[str]) -> Reply:
+        if len(args) > 1:
+            return _usage("daily", "too many arguments")
+        if args and not (args[0].isdigit() and 1 <= int(args[0]) <= MAX_DAYS):
+            return _usage("daily", f"invalid number of days {args[0][:20]!r}: expected 1 .. {MAX_DAYS}")
+        days = int(args[0]) if args else 7
+        return Reply(fmt.fit(await self._query(lambda: self._control.daily_text(days))))
+
+    async def _ask_runner_confirmation(self, action: str, command: str, args: list[str], chat_id: int,
+                                       actor: str) -> Reply:
+        """Confirmation of a command on one runner (`args`: its SYMBOL), after the engine says it can be done."""
+        if len(args) != 1:
+            return _usage(command, "give one symbol, e.g. BTC/USDT" if not args else "too many arguments")
+        symbol = args[0].upper()
+        why = await self._query(lambda: self._check(action, symbol))
+        if why:
+            return Reply(fmt.fit(f"/{command} {symbol}: {why}"))
+        return self._confirm(action, (symbol,), chat_id, actor)
+
+    async def _check(self, action: str, symbol: str) -> str:
+        return await self._control.check(action, symbol) or ""
 
     async def _query(self, fn: Callable[[], Awaitable[str]]) -> str:
         try:
@@ -220,11 +271,13 @@ class CommandRouter:
     def _ask_confirmation(self, name: str, args: list[str], chat_id: int, actor: str) -> Reply:
         if args:
             return _usage(name, "this command takes no arguments")
-        pending = self._confirmations.create(name, chat_id, actor)
+        return self._confirm(name, (), chat_id, actor)
+
+    def _confirm(self, action: str, args: tuple[str, ...], chat_id: int, actor: str) -> Reply:
+        pending = self._confirmations.create(action, chat_id, actor, args)
         ttl_s = (pending.expires_ms - pending.created_ms) / 1000
-        question = ("Trip the KILL SWITCH? Radar stops opening positions and cancels working orders."
-                    if name == "kill" else "Release the kill switch and resume trading?")
-        label = "Yes, kill" if name == "kill" else "Yes, resume"
+        question, label = _QUESTIONS[action]
+        question = question.format(symbol=args[0] if args else "")
         return Reply(f"{question}\nThis confirmation expires in {ttl_s:g}s.",
                      ((label, CONFIRM_PREFIX + pending.token), ("Cancel", CANCEL_PREFIX + pending.token)))
 
@@ -242,18 +295,34 @@ class CommandRouter:
         if status is TakeStatus.UNKNOWN or status is TakeStatus.WRONG_CHAT:
             return CallbackOutcome("this confirmation is no longer valid", "confirmation no longer valid")
         assert pending is not None
+        shown = _shown(pending.action, pending.args)
         if status is TakeStatus.EXPIRED:
-            return CallbackOutcome("expired", f"/{pending.action} confirmation expired; send /{pending.action} again")
+            return CallbackOutcome("expired", f"{shown} confirmation expired; send {shown} again")
         if not confirm:
-            log.info("telegram: /%s cancelled by %s in chat %s", pending.action, actor, chat_id)
-            return CallbackOutcome("cancelled", f"/{pending.action} cancelled by {actor}")
-        log.warning("telegram: /%s confirmed by %s in chat %s", pending.action, actor, chat_id)
-        action = self._control.kill if pending.action == "kill" else self._control.resume
+            log.info("telegram: %s cancelled by %s in chat %s", shown, actor, chat_id)
+            return CallbackOutcome("cancelled", f"{shown} cancelled by {actor}")
+        log.warning("telegram: %s confirmed by %s in chat %s", shown, actor, chat_id)
+        ctl = self._control
         try:
-            result = await action(actor)
+            if pending.action == "kill":
+                result = await ctl.kill(actor)
+            elif pending.action == "resume":
+                result = await ctl.resume(actor)
+            elif pending.action == "resume_runner":
+                result = await ctl.resume_runner(actor, pending.args[0])
+            elif pending.action == "pause":
+                result = await ctl.pause(actor, pending.args[0])
+            else:
+                result = await ctl.forceexit(actor, pending.args[0])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("telegram: /%s by %s failed", pending.action, actor)
-            return CallbackOutcome("failed", fmt.fit(f"/{pending.action} FAILED: {type(exc).__name__}: {exc}"))
+            log.exception("telegram: %s by %s failed", shown, actor)
+            return CallbackOutcome("failed", fmt.fit(f"{shown} FAILED: {type(exc).__name__}: {exc}"))
         return CallbackOutcome("done", fmt.fit(result))
+
+
+def _shown(action: str, args: tuple[str, ...]) -> str:
+    """The command as the operator typed it, e.g. "/resume BTC/USDT" for action resume_runner."""
+    command = "resume" if action == "resume_runner" else action
+    return " ".join((f"/{command}", *args))

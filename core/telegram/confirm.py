@@ -1,4 +1,5 @@
-"""Pending confirmations of dangerous commands (/kill, /resume): single-use, per chat, expiring.
+"""Pending confirmations of dangerous commands (/kill, /resume, /pause, /forceexit): single-use,
+per chat, expiring.
 
 A command that needs confirming creates a `Pending` entry with an unguessable
 token; the inline-keyboard buttons carry the token. Taking the token (confirm
@@ -37,6 +38,7 @@ class Pending:
         chat_id: the chat that asked.
         actor: who asked, e.g. "telegram:alice".
         created_ms, expires_ms: ms UTC.
+        args: the command's arguments, e.g. ("BTC/USDT",) for /pause BTC/USDT.
     """
 
     token: str
@@ -45,6 +47,7 @@ class Pending:
     actor: str
     created_ms: int
     expires_ms: int
+    args: tuple[str, ...] = ()
 
 
 class Confirmations:
@@ -65,13 +68,14 @@ class Confirmations:
         self._clock = clock
         self._pending: dict[str, Pending] = {}
 
-    def create(self, action: str, chat_id: int, actor: str) -> Pending:
-        """Make a new confirmation for `action` asked by `actor` in `chat_id`; returns it."""
+    def create(self, action: str, chat_id: int, actor: str, args: tuple[str, ...] = ()) -> Pending:
+        """Make a new confirmation for `action` (with `args`) asked by `actor` in `chat_id`; returns it."""
         now = self._clock()
         self._pending = {t: p for t, p in self._pending.items() if p.expires_ms > now}
         while len(self._pending) >= MAX_PENDING:
             del self._pending[next(iter(self._pending))]
-        pending = Pending(secrets.token_urlsafe(8), action, int(chat_id), actor, now, now + self._ttl_ms)
+        pending = Pending(secrets.token_urlsafe(8), action, int(chat_id), actor, now, now + self._ttl_ms,
+                          tuple(args))
         self._pending[pending.token] = pending
         return pending
 

@@ -47,6 +47,31 @@ class EngineControl(Protocol):
         """
         ...
 
+    async def balance_text(self) -> str:
+        """Equity, cash and day P&L per runner and in total, USDT (/balance)."""
+        ...
+
+    async def daily_text(self, days: int) -> str:
+        """P&L per UTC day of the last `days` days, per day and in total, USDT (/daily)."""
+        ...
+
+    async def check(self, action: str, symbol: str) -> str | None:
+        """Why `action` ("forceexit" | "pause" | "resume_runner") on `symbol` cannot be done now
+        (one line), or None. Asked before the confirmation buttons are offered."""
+        ...
+
+    async def forceexit(self, actor: str, symbol: str) -> str:
+        """Close `symbol`'s position at market (its resting entries cancelled); the outcome line."""
+        ...
+
+    async def pause(self, actor: str, symbol: str) -> str:
+        """Pause the runner of `symbol`: no new entries, its position keeps its stops; the outcome line."""
+        ...
+
+    async def resume_runner(self, actor: str, symbol: str) -> str:
+        """Lift the pause of the runner of `symbol`; the outcome line."""
+        ...
+
 
 class InMemoryEngineControl:
     """A minimal `EngineControl` holding fixed texts and a kill-switch flag (tests, demos).
@@ -54,18 +79,26 @@ class InMemoryEngineControl:
     Attributes:
         killed: the kill switch is engaged.
         kill_calls, resume_calls: the actors of every `kill` / `resume` call, in order.
-        status, positions, pnl, jobs: the texts returned by the *_text methods.
+        status, positions, pnl, jobs, balance: the texts returned by the *_text methods.
+        symbols: the symbols "traded"; paused: those paused; calls: (action, actor, symbol) of
+            every forceexit / pause / resume_runner, in order.
     """
 
     def __init__(self, status: str = "engine running", positions: str = "no open positions",
-                 pnl: str = "P&L today: +0.00 USDT", jobs: str = "no jobs") -> None:
+                 pnl: str = "P&L today: +0.00 USDT", jobs: str = "no jobs",
+                 balance: str = "total: equity 10,000.00, cash 10,000.00, day P&L +0.00 USDT",
+                 symbols: tuple[str, ...] = ("BTC/USDT",)) -> None:
         self.status = status
         self.positions = positions
         self.pnl = pnl
         self.jobs = jobs
+        self.balance = balance
+        self.symbols = set(symbols)
+        self.paused: set[str] = set()
         self.killed = False
         self.kill_calls: list[str] = []
         self.resume_calls: list[str] = []
+        self.calls: list[tuple[str, str, str]] = []
 
     async def status_text(self) -> str:
         """`status` plus the kill-switch state."""
@@ -98,3 +131,38 @@ class InMemoryEngineControl:
             return "kill switch was not engaged"
         self.killed = False
         return f"kill switch released by {actor}; trading resumes"
+
+    async def balance_text(self) -> str:
+        """The `balance` text."""
+        return self.balance
+
+    async def daily_text(self, days: int) -> str:
+        """A zero P&L line per day."""
+        return "\n".join(f"day -{i}: +0.00 USDT" for i in range(days - 1, -1, -1))
+
+    async def check(self, action: str, symbol: str) -> str | None:
+        """Unknown symbols, pausing a paused one and resuming one that is not paused are refused."""
+        if symbol not in self.symbols:
+            return f"no strategy runs on {symbol!r}; running: {', '.join(sorted(self.symbols))}"
+        if action == "pause" and symbol in self.paused:
+            return f"{symbol} is paused already"
+        if action == "resume_runner" and symbol not in self.paused:
+            return f"{symbol} is not paused"
+        return None
+
+    async def forceexit(self, actor: str, symbol: str) -> str:
+        """Records the call."""
+        self.calls.append(("forceexit", actor, symbol))
+        return f"force-exit of {symbol} by {actor}"
+
+    async def pause(self, actor: str, symbol: str) -> str:
+        """Marks `symbol` paused (records the call)."""
+        self.calls.append(("pause", actor, symbol))
+        self.paused.add(symbol)
+        return f"paused {symbol} by {actor}"
+
+    async def resume_runner(self, actor: str, symbol: str) -> str:
+        """Marks `symbol` not paused (records the call)."""
+        self.calls.append(("resume_runner", actor, symbol))
+        self.paused.discard(symbol)
+        return f"resumed {symbol} by {actor}"

@@ -89,7 +89,8 @@ async def test_flatten_cancel_entries_ack_snooze(run: Run) -> None:
         assert not any(o["purpose"] == "entry" for o in runner.grid_state()["open_orders"])
         assert runner.position()["qty"] > 0 and runner.position()["stop"] > 0       # stop kept
         ans = await c.flatten("BTC/USDT")
-        assert ans["result"] == {"flattened": 1, "symbols": ["BTC/USDT"]} and runner.position()["qty"] == 0
+        assert ans["result"] == {"flattened": 1, "cancelled_entries": 0, "symbols": ["BTC/USDT"]}
+        assert runner.position()["qty"] == 0 and runner.cycles[-1].exit_reason == "forceexit"
         assert not run.engine.kill_switch.active
         ans = await c.ack(alert.id)
         assert ans["ok"] and ans["result"]["alert"]["state"] == "acknowledged"

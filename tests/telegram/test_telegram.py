@@ -167,6 +167,12 @@ async def test_ack_and_snooze_change_the_alert_in_the_engine(
     ("/snooze 5", "usage: /snooze ID DURATION"),
     ("/snooze x 30m", "usage: /snooze ID DURATION"),
     ("/kill now", "usage: /kill"),
+    ("/pause", "usage: /pause SYMBOL"),
+    ("/forceexit BTC/USDT ETH/USDT", "usage: /forceexit SYMBOL"),
+    ("/resume BTC/USDT now", "usage: /resume [SYMBOL]"),
+    ("/daily x", "usage: /daily [N]"),
+    ("/pause DOGE/USDT", "/pause DOGE/USDT: no strategy runs on 'DOGE/USDT'"),
+    ("/resume BTC/USDT", "/resume BTC/USDT: BTC/USDT is not paused"),
     ("/ack 424242", "424242"),
     ("/frobnicate", "unknown command /frobnicate"),
 ])
@@ -183,8 +189,12 @@ async def test_status_help_and_engine_texts(stub: TelegramStub, bot: TelegramBot
     assert (await ask(stub, f"/pnl@{BOT_USERNAME}"))["text"].startswith("P&L")
     assert (await ask(stub, "/jobs"))["text"] == "no jobs"
     help_text = (await ask(stub, "/help"))["text"]
-    for name in ("status", "positions", "pnl", "alerts", "ack", "snooze", "kill", "resume", "jobs", "help"):
+    for name in ("status", "positions", "pnl", "alerts", "ack", "snooze", "kill", "resume", "jobs", "help",
+                 "balance", "daily", "pause", "forceexit"):
         assert f"/{name}" in help_text
+    assert "/resume [SYMBOL]" in help_text and "/forceexit SYMBOL" in help_text
+    assert (await ask(stub, "/balance"))["text"].startswith("total: equity 10,000.00")
+    assert (await ask(stub, "/daily 2"))["text"] == "day -1: +0.00 USDT\nday -0: +0.00 USDT"
 
 
 # --------------------------------------------------------------------------- kill / resume
@@ -223,6 +233,31 @@ async def test_kill_needs_confirmation_and_runs_once(
     stub.push_callback(ALLOWED, buttons(resume)["Yes, resume"], resume["message_id"])
     await eventually(lambda: not control.killed, what="resume")
     assert control.resume_calls == ["telegram:operator"]
+
+
+async def test_runner_commands_need_confirmation_and_carry_their_symbol(
+        stub: TelegramStub, bot: TelegramBot, control: InMemoryEngineControl) -> None:
+    reply = await ask(stub, "/pause btc/usdt")
+    assert reply["text"].startswith("Pause BTC/USDT?") and set(buttons(reply)) == {"Yes, pause", "Cancel"}
+    assert control.calls == []
+    stub.push_callback(ALLOWED, buttons(reply)["Yes, pause"], reply["message_id"])
+    await eventually(lambda: len(stub.edits) == 1, what="pause edit")
+    assert control.calls == [("pause", "telegram:operator", "BTC/USDT")]
+    assert stub.edits[0]["text"] == "paused BTC/USDT by telegram:operator"
+
+    reply = await ask(stub, "/resume BTC/USDT")                  # a symbol: that runner, not the kill switch
+    assert reply["text"].startswith("Resume BTC/USDT?")
+    stub.push_callback(ALLOWED, buttons(reply)["Yes, resume"], reply["message_id"])
+    await eventually(lambda: len(stub.edits) == 2, what="resume edit")
+    assert control.calls[-1] == ("resume_runner", "telegram:operator", "BTC/USDT") and control.resume_calls == []
+
+    reply = await ask(stub, "/forceexit BTC/USDT")
+    stub.push_callback(ALLOWED, buttons(reply)["Cancel"], reply["message_id"])
+    await eventually(lambda: len(stub.edits) == 3, what="cancel edit")
+    assert stub.edits[2]["text"] == "/forceexit BTC/USDT cancelled by telegram:operator"
+    stub.push_callback(ALLOWED, buttons(reply)["Yes, close"], reply["message_id"])     # used up by the cancel
+    await eventually(lambda: len(stub.edits) == 4, what="stale edit")
+    assert "no longer valid" in stub.edits[3]["text"] and len(control.calls) == 2
 
 
 async def test_confirmation_expires(stub: TelegramStub, alerts: AlertEngine, control: InMemoryEngineControl) -> None:

@@ -60,8 +60,8 @@ async def test_attached_console_shows_the_engines_grid(engine: EngineProcess) ->
             assert m and float(m.group(1).replace(",", "")) > 1000, summary
             assert "envelope_dca" in summary
             assert "PAPER" in header(app) and "kill off" in header(app)
-            candles = remote.snapshot()["candles"]
-            await eventually(lambda: remote.snapshot()["candles"] > candles, 10, "the next candle", pilot)
+            candles = remote.snapshot().candles
+            await eventually(lambda: remote.snapshot().candles > candles, 10, "the next candle", pilot)
             assert app.session.feed_age("BTC/USDT") is not None      # candle events reach the console
     finally:
         await remote.close()
@@ -102,8 +102,8 @@ async def test_q_closes_the_console_and_the_engine_keeps_running(engine: EngineP
         assert app.return_value == "close"
     finally:
         await remote.close()
-    candles = other.snapshot()["candles"]
-    await eventually(lambda: other.snapshot()["candles"] > candles, 10, "the engine to trade on")
+    candles = other.snapshot().candles
+    await eventually(lambda: other.snapshot().candles > candles, 10, "the engine to trade on")
     assert not other.gone
     await other.close()
     s = status(engine.db)

@@ -20,6 +20,7 @@ from core.events.bus import CandleEvent, KillSwitchEvent
 from tests.api.conftest import Run
 from tests.support.shared_data import shared_file
 from tests.tui.attach_support import BTC_1H, eventually
+from core.api.protocol import CommandRefused
 from tui.attach import AttachedRadarApp
 from tui.remote import RemoteEngine, decode_event
 from tui.screens.alerts import AlertsScreen, SnoozePicker
@@ -103,7 +104,7 @@ async def test_kill_through_the_engine_health_and_jobs(run: Run) -> None:
             await pilot.press("y")
             await eventually(lambda: any("KILL SWITCH ON" in m for m in said(app)), 10, "the kill", pilot)
             assert run.engine.kill_switch.active and run.engine.kill_switch.as_dict()["actor"] == _user()
-            await eventually(lambda: remote.snapshot()["kill_switch"]["active"], 5, "the snapshot to follow", pilot)
+            await eventually(lambda: remote.snapshot().kill_switch.active, 5, "the snapshot to follow", pilot)
             await eventually(lambda: "KILL ON" in str(app.screen.query_one("RadarHeader").render()), 5,
                              "the header", pilot)
             await pilot.press("6")
@@ -112,10 +113,11 @@ async def test_kill_through_the_engine_health_and_jobs(run: Run) -> None:
             assert "overall" in str(app.screen.query_one("#health-summary").render())
             await pilot.press("5")
             await eventually(lambda: type(app.screen).__name__ == "JobsScreen", 5, "the jobs screen", pilot)
-            app.clear_notifications()                       # two toasts at most: room for the next one
-            await pilot.press("n")
-            await eventually(lambda: any("not available in an attached console" in m for m in said(app)), 5,
-                             "the refusal of a new job", pilot)
+            await pilot.press("n")                          # jobs are submitted through the engine now
+            await eventually(lambda: type(app.screen).__name__ == "JobForm", 5, "the job form", pilot)
+            await pilot.press("escape")
+            with pytest.raises(CommandRefused, match="bad_job"):
+                await remote.job_submit("console", "optimize", {"strategy": "no_such_strategy"})
             await pilot.press("q")
             await eventually(lambda: app.return_value is not None, 5, "the console to close", pilot)
         assert app.return_value == "close"

@@ -10,6 +10,7 @@ from textual.app import App
 
 from core.backtest.event_engine import run_event_backtest
 from core.backtest.loading import load_from_file
+from core.api.local_port import LocalPort
 from core.engine.api import EngineAPI
 from core.engine.engine import CandleSource, Engine, RunnerSpec
 from core.model.account import Account
@@ -72,7 +73,7 @@ async def _engine_at(tmp: Path, strategy: str) -> tuple[Engine, EngineAPI]:
                  Account(), status_interval=0)
     await eng.run()
     assert eng.runners[0].cursor == int(candles.ts[-1])
-    return eng, EngineAPI(eng)
+    return eng, LocalPort(EngineAPI(eng))
 
 
 def _rendered(screen: GridScreen) -> str:

@@ -9,7 +9,9 @@ from pathlib import Path
 from textual.app import App
 from textual.widgets import DataTable, Input
 
+from core.api.local_port import LocalPort
 from core.backtest.loading import load_from_file
+from core.engine.api import EngineAPI
 from core.health import Check, Watchdog
 from core.jobs import CANCELLED, DONE, RUNNING, JobManager
 from tests.support.shared_data import shared_file
@@ -22,9 +24,12 @@ BTC_1H = "binance-spot/BTC_USDT-1h.json.gz"
 
 
 class Host(App):
-    def __init__(self, screen) -> None:
+    """Pushes one screen; `jobs`: the port's job manager (the results view reads through the port)."""
+
+    def __init__(self, screen, jobs=None) -> None:
         super().__init__()
         self._screen = screen
+        self.api = LocalPort(EngineAPI(None, jobs=jobs), jobs=jobs)
 
     def on_mount(self) -> None:
         self.push_screen(self._screen)
@@ -56,7 +61,7 @@ async def test_jobs_screen_new_job_progress_and_cancel(tmp_path: Path) -> None:
     await mgr.start()
     try:
         screen = JobsScreen(mgr, form_defaults=_form_defaults(400))
-        async with Host(screen).run_test(size=(160, 48)) as pilot:
+        async with Host(screen, jobs=mgr).run_test(size=(160, 48)) as pilot:
             await pilot.pause()
             await pilot.press("n")
             await pilot.pause()
@@ -82,7 +87,7 @@ async def test_jobs_screen_finished_job_opens_results_and_heatmap(tmp_path: Path
     await mgr.start()
     try:
         screen = JobsScreen(mgr, form_defaults=_form_defaults(45))
-        async with Host(screen).run_test(size=(160, 48)) as pilot:
+        async with Host(screen, jobs=mgr).run_test(size=(160, 48)) as pilot:
             await pilot.pause()
             await pilot.press("n")
             await pilot.pause()

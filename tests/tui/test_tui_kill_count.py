@@ -56,14 +56,15 @@ async def test_kill_confirmation_counts_the_orders_resting_when_confirmed() -> N
         assert any("KILL SWITCH ON: 6 entry order(s) cancelled" in m for m in said), said
 
 
-def test_resting_entries_reads_the_grid_state_when_the_snapshot_lacks_it() -> None:
+def test_resting_entries_counts_the_entry_orders_of_the_snapshot_view() -> None:
+    from core.api.local_port import LocalPort
     from tui.confirmations import resting_entries
 
     api = WarmingAPI()
+    port = LocalPort(api)
+    assert resting_entries(port) == (3, 0)
     api.warm = True
-    snap = api.snapshot()
-    assert resting_entries(api, snap) == (3, 6)
-    for entries in snap["symbols"].values():
-        for e in entries:
-            del e["grid"]["open_orders"]
-    assert resting_entries(api, snap) == (3, 6)        # from api.grid_state(symbol, strategy)
+    snap = port.snapshot()
+    assert resting_entries(port, snap) == (3, 6)       # take-profits are not entries
+    api.kill_active = True
+    assert resting_entries(port) == (3, 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.api.local_port import LocalPort
 from core.engine.api import EngineAPI
 from tests.support.bitget_private_stub import BitgetPrivateStub
 from tests.support.live_harness import STUB_SYM, LiveHarness, futures_candles
@@ -24,7 +25,7 @@ async def live_engine(tmp_path):
         eng = h.engine()
         await eng.run()
         assert stub.position(STUB_SYM).qty != 0
-        yield eng, EngineAPI(eng)
+        yield eng, LocalPort(EngineAPI(eng))
         await h.close()
 
 

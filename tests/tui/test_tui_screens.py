@@ -100,7 +100,7 @@ async def test_positions_detail_and_totals_by_keyboard() -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PositionDetailScreen)
-        assert app.screen.grid["levels_filled"] == 2
+        assert app.screen.grid.levels_filled == 2
         await pilot.press("escape")
         await settle(pilot)
         assert type(app.screen).__name__ == "PositionsScreen"
@@ -233,11 +233,12 @@ pytest.importorskip("pytest_textual_snapshot")
 
 
 def _frozen_app(screen_key: str):
+    from core.api.local_port import LocalPort
     from tui.app import RadarApp
 
     now = [1000.0]
     api = FakeAPI()
-    app = RadarApp(api, host_name="trade-01", actor="console:test", clock=lambda: now[0])
+    app = RadarApp(LocalPort(api), host_name="trade-01", actor="console:test", clock=lambda: now[0])
     app.session.first["BTC/USDT"] = 95.0
 
     async def run_before(pilot):

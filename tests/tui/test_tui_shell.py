@@ -17,6 +17,7 @@ from tests.support.shared_data import shared_file
 from tui.app import APP_ACTIONS, RadarApp, SessionState
 from tui.refresh import Coalescer, RateLimiter
 from tui.screens.base import RadarScreen
+from core.api.local_port import LocalPort
 from tui.widgets.confirm import ConfirmScreen, TypedConfirmScreen
 from tui.widgets.help import HelpScreen
 from tui.widgets.palette import PaletteCommand, PaletteScreen, match
@@ -63,7 +64,7 @@ class FakeAPI:
     def positions(self) -> list[dict]:
         return [self._pos("BTC/USDT")] if self.position else []
 
-    def grid_state(self, symbol: str, strategy: str | None = None) -> dict:
+    def grid_state(self, symbol: str, strategy: str | None = None, detail: bool = False) -> dict:
         return self._grid(symbol)
 
     async def kill(self, actor: str, flatten: bool = False, reason: str = "command") -> dict:
@@ -83,10 +84,13 @@ class FakeAPI:
         return self.bus.subscribe(kinds, maxsize)
 
 
-def make_app(api=None, **kw) -> RadarApp:
+def make_app(api=None, *, alerts=None, jobs=None, health=None, **kw) -> RadarApp:
+    """The console on `api` (an EngineAPI or the FakeAPI) through an in-process `LocalPort`."""
     kw.setdefault("host_name", "trade-01")
     kw.setdefault("actor", "console:test")
-    return RadarApp(api or FakeAPI(), **kw)
+    api = api or FakeAPI()
+    port = api if isinstance(api, LocalPort) else LocalPort(api, alerts=alerts, jobs=jobs, health=health)
+    return RadarApp(port, **kw)
 
 
 async def settle(pilot, n: int = 3) -> None:

@@ -89,13 +89,14 @@ def _watchdog():
 
 
 def _frozen_replay_app(tmp: Path, screen_key: str):
+    from core.api.local_port import LocalPort
     from tui.app import RadarApp
 
     eng = _replay_engine(tmp)
     wd = _watchdog()
     now = [1000.0]
-    app = RadarApp(EngineAPI(eng), jobs=FixedJobs(), health=wd, host_name="trade-01", actor="console:test",
-                   clock=lambda: now[0])
+    app = RadarApp(LocalPort(EngineAPI(eng), jobs=FixedJobs(), health=wd), host_name="trade-01",
+                   actor="console:test", clock=lambda: now[0])
     app.watchdog = wd                    # the Health screen reads app.watchdog (the app keeps it as .health)
 
     async def run_before(pilot) -> None:

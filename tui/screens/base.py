@@ -14,7 +14,7 @@ Contract (other screens rely on it):
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from rich.text import Text
 from textual.binding import Binding
@@ -61,10 +61,7 @@ class RadarScreen(Screen):
                 await self.run_action(act.method)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "radar" and parameters:
-            act = self.find_action(str(parameters[0]))
-            if act is not None and getattr(self.app, "readonly", False) and not act.readonly_ok:
-                return None                           # shown disabled in the footer, not run
+        """Every registered key runs: a read-only console refuses with a message (`run_registered`)."""
         return True
 
     # ------------------------------------------------------------------ data
@@ -258,13 +255,6 @@ def fmt_age(seconds: float | None) -> SortValue:
     style = "" if s < 60 else "yellow" if s < 300 else "bold red"
     mark = "" if s < 60 else " !"
     return SortValue(txt + mark, seconds, style=style, justify="right")
-
-
-def rows_of_symbols(snapshot: Mapping[str, Any]) -> Iterable[tuple[str, str, dict]]:
-    """(row key, symbol, entry) for every (symbol, strategy) of a snapshot."""
-    for symbol, entries in (snapshot.get("symbols") or {}).items():
-        for e in entries:
-            yield f"{symbol}|{e.get('strategy', '')}", symbol, e
 
 
 # ---------------------------------------------------------------------- table screens

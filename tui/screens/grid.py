@@ -1,13 +1,12 @@
 """Grid screen: the ladder of the selected symbol's grid, a summary, a price chart and the last cycles.
 
-Data: `refresh_data(api)` (called by the app at most 10×/s while visible) reads the
-EngineAPI (`snapshot()`, `grid_state(symbol)`) and builds a `GridView` (`grid_view`). Work
-is skipped when nothing changed since the last paint (same candle, same fills, same orders).
-
-What `grid_state()` does not carry yet (per-level fill prices and sizes of the open cycle,
-the last cycles, the candle history for the chart, the leverage) is read from the engine's
-runner behind the API when it is there (`api.engine.runners`), read-only; any of it missing
-just leaves the matching column "—" or the chart empty.
+Data: `refresh_data(api)` (called by the app at most 10×/s while visible) reads the engine
+port (`snapshot()`, `grid(symbol, strategy)`: typed views, `core.api.views`) and builds the
+ladder's `GridView` (`grid_view`). The grid's detail (the open cycle's fills, the last
+cycles, leverage, the chart series) comes with `grid()` from the engine itself
+(`core.engine.grid_detail`), in-process or over the socket alike; until an attached
+console has read it, the fill columns show "—" and the chart is empty. Work is skipped when
+nothing changed since the last paint (same candle, same fills, same orders).
 
 Keys: `n` / `p` next / previous symbol (the grid of each runner on it in turn); the Scanner's
 `g` opens this screen on its selected row (`show_symbol`).
@@ -17,9 +16,7 @@ the chart collapses and the cycles go under the ladder.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import math
 from typing import Any
 
 from rich.cells import cell_len
@@ -27,7 +24,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from core.data.timeframes import timeframe_ms
+from core.api.views import ChartView, SnapshotView
 from tui.actions import Action
 from tui.widgets.cycles_table import CyclesTable
 from tui.widgets.ladder import (FILLED, PENDING, PLACED, GridView, Ladder, LevelView, fmt_money, fmt_pct,
@@ -35,70 +32,28 @@ from tui.widgets.ladder import (FILLED, PENDING, PLACED, GridView, Ladder, Level
 from tui.widgets.price_chart import ChartData, PriceChart
 
 from tui.screens.base import RadarScreen
+from tui.screens.runner_controls import RUNNER_ACTIONS, RunnerControls
 
-#: candles shown on the chart
-CHART_CANDLES = 120
 #: at this width and above the chart is shown beside the ladder
 WIDE = 120
 
 
-def _finite(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
-
-
-def _runner(api: Any, symbol: str, strategy: str | None):
-    for r in getattr(getattr(api, "engine", None), "runners", None) or []:
-        if r.symbol == symbol and (strategy is None or r.name == strategy):
-            return r
-    return None
-
-
-def _open_cycle_fills(gs: dict, runner) -> dict[int, tuple[float, float]]:
-    """level -> (fill price, qty) of the open cycle's entries."""
-    if "fills" in gs:                              # when grid_state() carries them
-        return {int(f["level"]): (float(f["price"]), float(f["qty"])) for f in gs["fills"] or []}
-    n = gs.get("levels_filled") or 0
-    if not n or runner is None:
-        return {}
-    out: dict[int, tuple[float, float]] = {}
-    for f in reversed(runner.book.fills):
-        if f.kind != "entry":
-            break
-        if f.level < n and f.level not in out:
-            out[f.level] = (f.price, f.qty)
-        if len(out) == n:
-            break
-    return out
-
-
-def _cycles(gs: dict, runner, limit: int = 20) -> list[dict]:
-    if "recent_cycles" in gs:
-        return list(gs["recent_cycles"] or [])[-limit:]
-    if runner is None:
-        return []
-    return [dataclasses.asdict(c) for c in runner.cycles[-limit:]]
-
-
-def grid_view(api: Any, symbol: str, strategy: str | None = None, snapshot: dict | None = None) -> GridView:
-    """The `GridView` of `symbol` (and `strategy` when several run on it) from the EngineAPI."""
+def grid_view(api: Any, symbol: str, strategy: str | None = None, snapshot: SnapshotView | None = None) -> GridView:
+    """The ladder's `GridView` of `symbol` (and `strategy` when several run on it) from the port:
+    the runner in the snapshot and its grid with detail (`api.grid`)."""
     snap = snapshot if snapshot is not None else api.snapshot()
-    rows = snap["symbols"].get(symbol) or []
-    row = next((r for r in rows if strategy is None or r["strategy"] == strategy), None)
-    gs = row["grid"] if row is not None else api.grid_state(symbol, strategy)
-    strategy = gs.get("strategy", strategy)
-    pos = (row or {}).get("position") or {}
-    runner = _runner(api, symbol, strategy)
-    side = pos.get("side") or gs.get("side") or (runner.strategy.side if runner is not None else "long")
-    price = _finite((row or {}).get("last_price"))
-    n_levels = int(gs.get("num_levels") or len(gs.get("levels") or []))
-    n_filled = int(gs.get("levels_filled") or 0)
-    quotes = list(gs.get("levels") or [])
-    resting = {int(o["level"]): float(o["price"]) for o in gs.get("open_orders") or []
-               if o.get("purpose") == "entry" and o.get("level") is not None}
-    fills = _open_cycle_fills(gs, runner)
-    cash = _finite(gs.get("cash")) or 0.0
-    lev = float(getattr(getattr(runner, "account", None), "leverage", 1.0) or 1.0)
-    unit = _finite(getattr(runner.book, "unit", None)) if runner is not None else None
+    row = snap.runner(symbol, strategy)
+    g = api.grid(symbol, strategy)
+    strategy = g.strategy or strategy
+    pos = row.position if row is not None else None
+    side = (pos.side if pos is not None and pos.side else None) or g.side or "long"
+    price = row.last_price if row is not None else None
+    n_levels = g.num_levels or len(g.levels)
+    n_filled = g.levels_filled
+    resting = {o.level: o.price for o in g.entry_orders() if o.level is not None and o.price is not None}
+    fills = {f.level: (f.price, f.qty) for f in g.fills}
+    cash = g.cash or 0.0
+    lev = g.leverage or 1.0
     levels = []
     for i in range(n_levels):
         if i < n_filled:
@@ -108,66 +63,32 @@ def grid_view(api: Any, symbol: str, strategy: str | None = None, snapshot: dict
                 upnl = q * (price - fp) if side == "long" else q * (fp - price)
             levels.append(LevelView(i, FILLED, fp, q, fp, upnl))
         else:
-            p = resting.get(i, _finite(quotes[i]) if i < len(quotes) else None)
+            p = resting.get(i, g.levels[i] if i < len(g.levels) else None)
             state = PLACED if i in resting else PENDING
-            notional = unit if unit is not None else (cash * lev / n_levels if n_levels else None)
+            notional = g.unit if g.unit is not None else (cash * lev / n_levels if n_levels else None)
             q = notional / p if notional is not None and p else None
             levels.append(LevelView(i, state, p, q))
-    qty = float(pos.get("qty") or 0.0)
-    return GridView(symbol=symbol, strategy=strategy or "", timeframe=gs.get("timeframe", ""), side=side,
-                    price=price, levels=levels, take_profit=_finite(gs.get("take_profit")),
-                    stop=_finite(gs.get("stop")), avg_entry=_finite(pos.get("avg_entry")), qty=qty,
-                    upnl=float(pos.get("unrealized") or 0.0),
+    qty = pos.qty if pos is not None else 0.0
+    state = row.state if row is not None else g.state
+    return GridView(symbol=symbol, strategy=strategy or "", timeframe=g.timeframe, side=side,
+                    price=price, levels=levels, take_profit=g.take_profit,
+                    stop=g.stop, avg_entry=pos.avg_entry if pos is not None else None, qty=qty,
+                    upnl=pos.unrealized if pos is not None else 0.0,
                     exposure=qty * price if price is not None else 0.0,
-                    exposure_limit=cash * lev if cash else None, cursor_ts=gs.get("cursor_ts"),
-                    cycles=_cycles(gs, runner),
-                    halted=gs["state"] if str(gs.get("state") or "").startswith("halted") else None)
+                    exposure_limit=cash * lev if cash else None, cursor_ts=g.cursor_ts,
+                    cycles=list(g.recent_cycles),
+                    halted=state if state.startswith("halted") else None,
+                    paused=state == "paused",
+                    pending_params=dict(row.pending_params) if row is not None and row.pending_params else None)
 
 
-def chart_data(api: Any, view: GridView, n: int = CHART_CANDLES) -> ChartData | None:
-    """Closes, SMA and level envelopes of the last `n` candles, and the fills among them."""
-    runner = _runner(api, view.symbol, view.strategy)
-    if runner is None or not len(runner.history):
+def chart_data(view: GridView, chart: ChartView | None) -> ChartData | None:
+    """The chart of the grid's last candles (closes, SMA/TP, level envelopes, fills), or None."""
+    if chart is None:
         return None
-    h = runner.history
-    closes = h.close
-    start = max(0, len(closes) - n)
-    params = getattr(runner.strategy, "params", {}) or {}
-    ma = int(params.get("ma_period") or 0)
-    factors = list(getattr(runner.strategy, "_factors", []) or [])
-    sma: list[float | None] = []
-    envs: list[list[float | None]] = [[] for _ in factors]
-    for t in range(start, len(closes)):
-        if ma and t >= ma:
-            acc = 0.0
-            for x in closes[t - ma:t]:
-                acc += x
-            m = acc / ma
-        else:
-            m = None
-        sma.append(m)
-        for e, f in zip(envs, factors):
-            e.append(None if m is None else m * f)
-    index = {ts: i for i, ts in enumerate(h.ts[start:])}
-    tf = timeframe_ms(runner.timeframe)
-    fills = []
-    for f in runner.book.fills[-200:]:
-        i = index.get(f.ts)
-        if i is None:                  # a live fill: wall-clock time, inside its candle
-            i = index.get(f.ts - f.ts % tf)
-        if i is not None:
-            fills.append((i, f.price, f.kind))
-    return ChartData(close=list(closes[start:]), sma=sma, envelopes=envs, fills=fills,
-                     title=f"{view.symbol} {view.timeframe} — close, SMA/TP, envelopes, fills",
-                     key=(view.symbol, view.strategy, view.cursor_ts, len(runner.book.fills)))
-
-
-def chart_key(api: Any, view: GridView) -> tuple | None:
-    """The `ChartData.key` `chart_data(api, view)` would carry (cheap: no series built)."""
-    runner = _runner(api, view.symbol, view.strategy)
-    if runner is None or not len(runner.history):
-        return None
-    return (view.symbol, view.strategy, view.cursor_ts, len(runner.book.fills))
+    return ChartData(close=list(chart.close), sma=list(chart.sma), envelopes=[list(e) for e in chart.envelopes],
+                     fills=list(chart.fills),
+                     title=f"{view.symbol} {view.timeframe} — close, SMA/TP, envelopes, fills", key=chart.key)
 
 
 def _update_summary(widget: Static, text: str) -> None:
@@ -207,15 +128,21 @@ def summary_text(v: GridView) -> str:
     lines.append(f"{pos}   {exp}   levels {filled}/{len(v.levels)} filled")
     if v.halted:
         lines.append(f"{v.halted.upper()}: entries cancelled and refused, stop kept")
+    elif v.paused:
+        lines.append("PAUSED: no new entries; the position keeps its stop and take-profit")
+    if v.pending_params:
+        shown = ", ".join(f"{k}={val}" for k, val in sorted(v.pending_params.items()))
+        lines.append(f"new parameters at the next flat moment: {shown}")
     return "\n".join(lines)
 
 
-class GridScreen(RadarScreen):
+class GridScreen(RunnerControls, RadarScreen):
     """See the module docstring."""
 
     ACTIONS = (
         Action("next-symbol", "n", "Show the next symbol's grid", "next_symbol", readonly_ok=True),
         Action("prev-symbol", "p", "Show the previous symbol's grid", "prev_symbol", readonly_ok=True),
+        *RUNNER_ACTIONS,
     )
     SCREEN_NUMBER = 2
     SCREEN_TITLE = "Grid"
@@ -264,7 +191,7 @@ class GridScreen(RadarScreen):
         if api is None:
             return
         snap = api.snapshot()
-        self.entries = [(sym, r["strategy"]) for sym in sorted(snap["symbols"]) for r in snap["symbols"][sym]]
+        self.entries = [(r.symbol, r.strategy) for r in snap.runners]
         if not self.entries:
             return
         if self.symbol is None or all(s != self.symbol for s, _ in self.entries):
@@ -274,10 +201,11 @@ class GridScreen(RadarScreen):
         if (self.symbol, strategy) not in self.entries:
             strategy = next(st for s, st in self.entries if s == self.symbol)
             self._strategy = strategy
-        row = next(r for r in snap["symbols"][self.symbol] if r["strategy"] == strategy)
-        g = row["grid"]
-        sig = (self.symbol, strategy, g.get("cursor_ts"), g.get("levels_filled"), g.get("cycles"),
-               tuple((o["client_id"], o["price"]) for o in g.get("open_orders") or ()), row.get("last_price"))
+        row = snap.runner(self.symbol, strategy)
+        g = api.grid(self.symbol, strategy)
+        sig = (self.symbol, strategy, g.cursor_ts, g.levels_filled, g.cycles, g.fills_count, g.has_detail,
+               g.open_orders, row.last_price if row else None, row.state if row else None,
+               row.pending_params if row else None)
         if sig == self._sig:
             return
         self._sig = sig
@@ -289,9 +217,15 @@ class GridScreen(RadarScreen):
         chart = self.query_one(PriceChart)
         if chart.display and not self.has_class("-narrow"):
             # throttled by the chart (at most ~1 redraw/s for new candles); built only when drawn
-            chart.request(chart_key(api, view), lambda: chart_data(api, view))
+            chart.request(g.chart.key if g.chart is not None else None, lambda: chart_data(view, g.chart))
 
     # ---------------------------------------------------------------- actions
+    def selected_runner(self) -> tuple[str, str] | None:
+        return (self.symbol, self._strategy) if self.symbol and self._strategy else None
+
+    def confirm_text(self, action: Action) -> str:
+        return self.runner_confirm_text(action) or super().confirm_text(action)
+
     def show_symbol(self, symbol: str, strategy: str | None = None) -> None:
         """Show the grid of `symbol` (its runner of `strategy`, else its first one): what the
         Scanner's `g` calls. Painted now when the screen is mounted, else when it is shown."""

@@ -226,20 +226,34 @@ class JobsScreen(RadarScreen):
             return
 
         def submitted(params: dict | None) -> None:
-            if params is None:
-                return
-            try:
-                job_id = self.manager.submit("optimize", params)
-            except RadarError as exc:
-                self.notify(f"job refused: {exc}", severity="error")
-                return
-            self.jobs.setdefault(job_id, {})["title"] = job_title(params)
-            self.jobs[job_id]["params"] = params
-            self._set_row(job_id, {"id": str(job_id), "what": job_title(params)})
-            t = self.query_one(DataTable)
-            t.move_cursor(row=t.get_row_index(str(job_id)))
+            if params is not None:
+                self.run_worker(self._submit(params), name="job-submit", group="job-submit")
 
         self.app.push_screen(JobForm(defaults=self.form_defaults), submitted)
+
+    def _port(self) -> Any:
+        port = getattr(self.app, "api", None)
+        if port is None or not hasattr(port, "job_submit"):
+            raise RadarError("no engine port in this console")
+        return port
+
+    def _actor(self) -> str:
+        return str(getattr(self.app, "actor", "console"))
+
+    async def _submit(self, params: dict) -> None:
+        """Submit the job through the engine port (audited by the engine; an attached console's
+        goes over the socket)."""
+        try:
+            res = await self._port().job_submit(self._actor(), "optimize", params)
+        except RadarError as exc:
+            self.notify(f"job refused: {exc}", severity="error")
+            return
+        job_id = int(res["id"])
+        self.jobs.setdefault(job_id, {})["title"] = job_title(params)
+        self.jobs[job_id]["params"] = params
+        self._set_row(job_id, {"id": str(job_id), "what": job_title(params)})
+        t = self.query_one(DataTable)
+        t.move_cursor(row=t.get_row_index(str(job_id)))
 
     def action_cancel_job(self, confirmed: bool = False) -> None:
         job_id = self.selected_job()
@@ -251,15 +265,24 @@ class JobsScreen(RadarScreen):
             return
         # the console app confirms destructive actions itself (run_registered); a bare host does not
         if confirmed or getattr(self.app, "run_registered", None) is not None:
-            self.manager.cancel(job_id)
+            self.run_worker(self._cancel(job_id), name="job-cancel", group="job-cancel")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.manager.cancel(job_id)
+                self.run_worker(self._cancel(job_id), name="job-cancel", group="job-cancel")
 
         self.app.push_screen(ConfirmModal(f"Cancel job {job_id} ({info.get('title', '')})? Completed windows are "
                                           "kept as a partial result."), answered)
+
+    async def _cancel(self, job_id: int) -> None:
+        """Cancel the job through the engine port (audited); a refusal is a toast."""
+        try:
+            res = await self._port().job_cancel(self._actor(), job_id)
+        except RadarError as exc:
+            self.notify(f"cancel refused: {exc}", severity="error")
+            return
+        self.notify(f"job {job_id}: {res.get('state', 'cancelling')}", timeout=4)
 
     def confirm_text(self, action: Action) -> str:
         if action.name == "cancel-job":
@@ -321,20 +344,17 @@ class ResultsScreen(Screen):
         yield Heatmap(id="res-heat")
 
     def on_mount(self) -> None:
-        self.run_worker(self._load, thread=True)
+        self.run_worker(self._load(), name="job-results", group="job-results")
 
-    def _load(self) -> None:
-        from core.optimize.results_store import combo_rows, get_result
-        from core.storage.db import open_sync
-
-        rec = self.manager.get(self.job_id)
-        ids = [r["result_id"] for r in ((rec.result or {}).get("results") or [])] if rec else []
-        conn = open_sync(self.manager.db_path)
+    async def _load(self) -> None:
+        """Read the job's stored results through the engine port (`job_results`), never the database."""
+        port = getattr(self.app, "api", None)
         try:
-            out = [(get_result(conn, rid).to_json(), combo_rows(conn, rid)) for rid in ids]
-        finally:
-            conn.close()
-        self.post_message(self.Loaded(out))
+            rows = await port.job_results(self.job_id) if port is not None else []
+        except RadarError as exc:
+            self.query_one("#res-head", Static).update(f"job {self.job_id}: results not available: {exc}")
+            return
+        self.post_message(self.Loaded([(r["result"], r["combos"]) for r in rows]))
 
     def on_results_screen_loaded(self, msg: "ResultsScreen.Loaded") -> None:
         self.results = msg.results

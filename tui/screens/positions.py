@@ -17,20 +17,16 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Sparkline, Static
 
+from core.api.views import GridStateView, PositionView, RunnerView, SnapshotView
 from tui.actions import Action
 from tui.formats import fmt_price, fmt_qty
-from tui.screens.base import (FILTER, SORT, SORT_REV, SortValue, TableScreen, fmt_num, fmt_signed,
-                              rows_of_symbols)
+from tui.screens.runner_controls import RUNNER_ACTIONS, RunnerControls
+from tui.screens.base import FILTER, SORT, SORT_REV, SortValue, TableScreen, fmt_num, fmt_signed
 
 
-def position_rows(snap: Mapping[str, Any]) -> list[tuple[str, str, dict, dict]]:
-    """(row key, symbol, entry, position) of every open position in a snapshot."""
-    out = []
-    for key, symbol, e in rows_of_symbols(snap):
-        pos = e.get("position") or {}
-        if pos.get("qty"):
-            out.append((key, symbol, e, pos))
-    return out
+def position_rows(snap: SnapshotView) -> list[RunnerView]:
+    """The runners of a snapshot with an open position."""
+    return [r for r in snap.runners if r.position.is_open]
 
 
 class PositionDetailScreen(ModalScreen[None]):
@@ -43,7 +39,8 @@ class PositionDetailScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape", "close", "Back"), Binding("q", "close", "Back", show=False)]
 
-    def __init__(self, symbol: str, strategy: str, grid: dict, position: dict, mark: float | None) -> None:
+    def __init__(self, symbol: str, strategy: str, grid: GridStateView, position: PositionView,
+                 mark: float | None) -> None:
         super().__init__()
         self.symbol, self.strategy, self.grid, self.position, self.mark = symbol, strategy, grid, position, mark
 
@@ -51,32 +48,31 @@ class PositionDetailScreen(ModalScreen[None]):
         g, p = self.grid, self.position
         with VerticalScroll():
             head = Text()
-            head.append(f"{self.symbol}  {self.strategy}  {p.get('side', '')}\n", "bold")
-            head.append(f"qty {fmt_qty(p.get('qty', 0))}   avg entry {fmt_price(p.get('avg_entry'))}   "
-                        f"mark {fmt_price(self.mark)}   stop {fmt_price(p.get('stop'))}   "
-                        f"take-profit {fmt_price(g.get('take_profit'))}\n")
-            head.append(f"levels filled {g.get('levels_filled', 0)}/{g.get('num_levels', 0)}   "
-                        f"cycles so far {g.get('cycles', 0)}   cash {g.get('cash', 0):,.2f}   "
-                        f"equity {g.get('equity', 0):,.2f}\n")
+            head.append(f"{self.symbol}  {self.strategy}  {p.side or ''}\n", "bold")
+            head.append(f"qty {fmt_qty(p.qty)}   avg entry {fmt_price(p.avg_entry)}   "
+                        f"mark {fmt_price(self.mark)}   stop {fmt_price(p.stop)}   "
+                        f"take-profit {fmt_price(g.take_profit)}\n")
+            head.append(f"levels filled {g.levels_filled}/{g.num_levels}   "
+                        f"cycles so far {g.cycles}   cash {g.cash or 0:,.2f}   "
+                        f"equity {g.equity or 0:,.2f}\n")
             yield Static(head)
             t = Table(title="levels", title_justify="left", box=None)
             for c in ("level", "price", "Δ mark %", "status", "order"):
                 t.add_column(c, justify="right" if c in ("price", "Δ mark %") else "left")
-            orders = {o.get("level"): o for o in g.get("open_orders") or [] if o.get("purpose") == "entry"}
-            filled = int(g.get("levels_filled") or 0)
-            for i, price in enumerate(g.get("levels") or []):
+            orders = {o.level: o for o in g.entry_orders()}
+            filled = g.levels_filled
+            for i, price in enumerate(g.levels):
                 status = "filled ✓" if i < filled else ("pending" if i in orders else "—")
                 d = (price - self.mark) / self.mark * 100 if price and self.mark else None
                 ds = "—" if d is None else f"{'+' if d > 0 else '−' if d < 0 else '±'}{abs(d):.2f}%"
                 t.add_row(f"L{i}", fmt_price(price), ds, status,
-                          orders[i]["client_id"] if i in orders else "")
+                          orders[i].client_id if i in orders else "")
             yield Static(t)
             o = Table(title="open orders", title_justify="left", box=None)
             for c in ("client id", "purpose", "level", "price"):
                 o.add_column(c)
-            for od in g.get("open_orders") or []:
-                o.add_row(str(od.get("client_id")), str(od.get("purpose")), str(od.get("level")),
-                          fmt_price(od.get("price")))
+            for od in g.open_orders:
+                o.add_row(od.client_id, od.purpose, "—" if od.level is None else str(od.level), fmt_price(od.price))
             yield Static(o)
             yield Static(Text("esc: back", style="dim"))
 
@@ -84,7 +80,7 @@ class PositionDetailScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class PositionsScreen(TableScreen):
+class PositionsScreen(RunnerControls, TableScreen):
     SCREEN_NUMBER = 3
     SCREEN_TITLE = "Positions"
     COLUMNS = (("symbol", "Symbol"), ("side", "Side"), ("levels", "Lvls"), ("qty", "Qty"), ("avg", "Avg entry"),
@@ -93,7 +89,7 @@ class PositionsScreen(TableScreen):
     ACTIONS = (
         Action("detail", "enter", "Show the per-level detail of the selected position", "detail",
                readonly_ok=True),
-        FILTER, SORT, SORT_REV,
+        FILTER, SORT, SORT_REV, *RUNNER_ACTIONS,
     )
     DEFAULT_CSS = """
     PositionsScreen #totals { height: 1; padding: 0 1; }
@@ -105,7 +101,7 @@ class PositionsScreen(TableScreen):
         super().__init__(*args, **kwargs)
         self._spark_len = -1
         self._totals_plain = ""
-        self._snap: Mapping[str, Any] = {}
+        self._snap = SnapshotView()
 
     def compose_bottom(self) -> ComposeResult:
         yield Static("", id="totals")
@@ -115,21 +111,20 @@ class PositionsScreen(TableScreen):
     def build_rows(self, api: Any) -> dict[str, Sequence[object]]:
         snap = api.snapshot()
         self._snap = snap
-        equity = snap.get("equity") or 0.0
+        equity = snap.equity or 0.0
         rows: dict[str, Sequence[object]] = {}
-        for key, symbol, e, p in position_rows(snap):
-            grid = e.get("grid") or {}
-            qty, avg, mark = p["qty"], p.get("avg_entry"), e.get("last_price")
-            upnl = p.get("unrealized")
+        for r in position_rows(snap):
+            p, symbol = r.position, r.symbol
+            qty, avg, mark = p.qty, p.avg_entry, r.last_price
+            upnl = p.unrealized
             cost = qty * avg if avg else None
             notional = qty * mark if mark else None
-            stop, tp = p.get("stop"), grid.get("take_profit")
-            side = p.get("side") or "long"
-            rows[key] = (
+            stop, tp = p.stop, r.grid.take_profit
+            side = p.side or "long"
+            rows[r.key] = (
                 SortValue(symbol, symbol, style="bold"),
                 SortValue(("▲ " if side == "long" else "▼ ") + side, side),
-                SortValue(f"{p.get('levels_filled', 0)}/{grid.get('num_levels', '?')}", p.get("levels_filled", 0),
-                          justify="right"),
+                SortValue(f"{p.levels_filled}/{r.grid.num_levels or '?'}", p.levels_filled, justify="right"),
                 SortValue(fmt_qty(qty), qty, justify="right"),
                 fmt_num(avg),
                 fmt_num(mark),
@@ -139,16 +134,16 @@ class PositionsScreen(TableScreen):
                 fmt_signed((tp - mark) / mark * 100 if tp and mark else None, 2, "%"),
                 fmt_num(notional, 2),
                 fmt_num(notional / equity if notional and equity else None, 2, "x"),
-                SortValue(str(e.get("strategy", "")), str(e.get("strategy", "")), style="dim"),
+                SortValue(r.strategy, r.strategy, style="dim"),
             )
         return rows
 
     def after_refresh(self, rows: Mapping[str, Sequence[object]]) -> None:
         snap = self._snap
         opened = position_rows(snap)
-        upnl = sum(p.get("unrealized") or 0.0 for _, _, _, p in opened)
-        notional = sum(p["qty"] * (e.get("last_price") or 0.0) for _, _, e, p in opened)
-        eq = snap.get("equity")
+        upnl = sum(r.position.unrealized for r in opened)
+        notional = sum(r.position.qty * (r.last_price or 0.0) for r in opened)
+        eq = snap.equity
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f"{len(opened)} open", "bold")
         t.append(" │ uPnL ")
@@ -165,6 +160,16 @@ class PositionsScreen(TableScreen):
             self._spark_len = len(session.equity)
             self.query_one(Sparkline).data = list(session.equity)
 
+    def selected_runner(self) -> tuple[str, str] | None:
+        key = self.selected_key()
+        if not key or "|" not in key:
+            return None
+        symbol, _, strategy = key.partition("|")
+        return symbol, strategy
+
+    def confirm_text(self, action: Action) -> str:
+        return self.runner_confirm_text(action) or super().confirm_text(action)
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.run_worker(self.action_radar("detail"), exclusive=True, group="detail")
@@ -175,13 +180,7 @@ class PositionsScreen(TableScreen):
         if key is None or api is None:
             return
         symbol, strategy = key.split("|", 1)
-        snap = api.snapshot()
-        entry = next((e for e in (snap.get("symbols") or {}).get(symbol, []) if e.get("strategy") == strategy), None)
-        if entry is None:
+        r = api.snapshot().runner(symbol, strategy)
+        if r is None:
             return
-        try:
-            grid = api.grid_state(symbol, strategy)
-        except TypeError:                             # an API without the strategy argument
-            grid = api.grid_state(symbol)
-        self.app.push_screen(PositionDetailScreen(symbol, strategy, grid, entry.get("position") or {},
-                                                  entry.get("last_price")))
+        self.app.push_screen(PositionDetailScreen(symbol, strategy, r.grid, r.position, r.last_price))

@@ -12,55 +12,55 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from tui.actions import Action
-from tui.screens.base import (FILTER, SORT, SORT_REV, SortValue, TableScreen, fmt_age, fmt_num, fmt_signed,
-                              rows_of_symbols)
+from core.api.views import RunnerView
+from tui.screens.runner_controls import RUNNER_ACTIONS, RunnerControls
+from tui.screens.base import FILTER, SORT, SORT_REV, SortValue, TableScreen, fmt_age, fmt_num, fmt_signed
 
 
-def nearest_level(entry: dict, last: float | None) -> float | None:
+def nearest_level(r: RunnerView, last: float | None) -> float | None:
     """Signed % from the last price to the nearest pending entry level (None: none pending)."""
     if not last:
         return None
-    grid = entry.get("grid") or {}
-    prices = [o["price"] for o in grid.get("open_orders") or [] if o.get("purpose") == "entry" and o.get("price")]
+    prices = [o.price for o in r.grid.entry_orders() if o.price]
     if not prices:
-        levels = grid.get("levels") or []
-        prices = [p for p in levels[int(grid.get("levels_filled") or 0):] if p]
+        prices = [p for p in r.grid.levels[r.grid.levels_filled:] if p]
     if not prices:
         return None
     p = min(prices, key=lambda x: abs(x - last))
     return (p - last) / last * 100.0
 
 
-def strategy_state(entry: dict) -> SortValue:
-    pos = entry.get("position") or {}
-    grid = entry.get("grid") or {}
-    k = int(pos.get("levels_filled") or grid.get("levels_filled") or 0)
-    n = int(grid.get("num_levels") or 0)
-    if not pos.get("qty"):
+def strategy_state(r: RunnerView) -> SortValue:
+    pos = r.position
+    k = pos.levels_filled or r.grid.levels_filled
+    n = r.grid.num_levels
+    if not pos.is_open:
         return SortValue("flat", 0)
-    side = pos.get("side") or "long"
+    side = pos.side or "long"
     if n <= 1:
         return SortValue(f"{side} single", 1, style="bold")
     return SortValue(f"{side} {k}/{n}", k / max(n, 1), style="bold")
 
 
-def signal_of(entry: dict, kill: bool) -> SortValue:
-    if entry.get("signal"):
-        return SortValue(str(entry["signal"]), str(entry["signal"]))
-    grid = entry.get("grid") or {}
-    pos = entry.get("position") or {}
+def signal_of(r: RunnerView, kill: bool) -> SortValue:
+    if r.signal:
+        return SortValue(r.signal, r.signal)
     if kill:
         return SortValue("KILL", "kill", style="bold red")
-    if not any(x is not None for x in (grid.get("levels") or [])):
+    if r.halted:
+        return SortValue("HALTED", "halted", style="bold red")
+    if r.paused:
+        return SortValue("paused", "paused", style="yellow")
+    if not any(x is not None for x in r.grid.levels):
         return SortValue("warm-up", "warm-up", style="dim")
-    if pos.get("qty"):
+    if r.position.is_open:
         return SortValue("in cycle", "in cycle", style="yellow")
-    if any(o.get("purpose") == "entry" for o in grid.get("open_orders") or []):
-        return SortValue("armed ↓" if (pos.get("side") or "long") == "long" else "armed ↑", "armed")
+    if r.grid.entry_orders():
+        return SortValue("armed ↓" if (r.position.side or "long") == "long" else "armed ↑", "armed")
     return SortValue("idle", "idle", style="dim")
 
 
-class ScannerScreen(TableScreen):
+class ScannerScreen(RunnerControls, TableScreen):
     SCREEN_NUMBER = 1
     SCREEN_TITLE = "Scanner"
     COLUMNS = (("symbol", "Symbol"), ("last", "Last"), ("chg", "Chg%"), ("sma", "ΔSMA%"), ("lvl", "ΔLvl%"),
@@ -69,39 +69,49 @@ class ScannerScreen(TableScreen):
     ACTIONS = (
         FILTER, SORT, SORT_REV,
         Action("grid", "g", "Open the Grid screen on the selected symbol", "open_grid", readonly_ok=True),
+        *RUNNER_ACTIONS,
     )
 
     def build_rows(self, api: Any) -> dict[str, Sequence[object]]:
         snap = api.snapshot()
         session = getattr(self.app, "session", None)
-        kill = bool((snap.get("kill_switch") or {}).get("active"))
+        kill = snap.kill_switch.active
         rows: dict[str, Sequence[object]] = {}
-        for key, symbol, e in rows_of_symbols(snap):
-            last = e.get("last_price")
+        for r in snap.runners:
+            symbol, last = r.symbol, r.last_price
             first = session.first_price(symbol, last) if session is not None else None
             chg = (last / first - 1) * 100 if last and first else None
-            grid = e.get("grid") or {}
-            sma = grid.get("take_profit")
+            sma = r.grid.take_profit
             dsma = (last - sma) / sma * 100 if last and sma else None
-            atr = e.get("atr_pct")
+            atr = r.atr_pct
             if atr is None and session is not None:
                 atr = session.atr_pct(symbol)
-            fund = e.get("funding_rate")
+            fund = r.funding_rate
             age = session.feed_age(symbol) if session is not None else None
-            rows[key] = (
+            rows[r.key] = (
                 SortValue(symbol, symbol, style="bold"),
                 fmt_num(last),
                 fmt_signed(chg, 2, "%", arrow=True),
                 fmt_signed(dsma, 2, "%"),
-                fmt_signed(nearest_level(e, last), 2, "%"),
-                strategy_state(e),
-                signal_of(e, kill),
+                fmt_signed(nearest_level(r, last), 2, "%"),
+                strategy_state(r),
+                signal_of(r, kill),
                 fmt_num(atr, 2, "%"),
                 fmt_signed(fund * 100 if fund is not None else None, 4, "%"),
                 fmt_age(age),
-                SortValue(str(e.get("strategy", "")), str(e.get("strategy", "")), style="dim"),
+                SortValue(r.strategy, r.strategy, style="dim"),
             )
         return rows
+
+    def selected_runner(self) -> tuple[str, str] | None:
+        key = self.selected_key()
+        if not key or "|" not in key:
+            return None
+        symbol, _, strategy = key.partition("|")
+        return symbol, strategy
+
+    def confirm_text(self, action: Action) -> str:
+        return self.runner_confirm_text(action) or super().confirm_text(action)
 
     def action_open_grid(self) -> None:
         key = self.selected_key()

@@ -6,6 +6,8 @@ import datetime as dt
 
 from textual.widgets import DataTable
 
+from core.api.views import CycleView
+
 from tui.widgets.fast_table import ContentCellCache
 from tui.widgets.ladder import fmt_money, fmt_price
 
@@ -19,20 +21,19 @@ def _ts(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%m-%d %H:%M")
 
 
-def cycle_cells(c: dict) -> tuple[str, ...]:
-    pnl = c.get("pnl")
+def cycle_cells(c: CycleView) -> tuple[str, ...]:
+    pnl = c.pnl
     result = "WIN" if pnl and pnl > 0 else ("LOSS" if pnl and pnl < 0 else "FLAT")
-    return (_ts(c.get("close_time")), str(c.get("side", "")), str(c.get("levels_filled", "")),
-            fmt_price(c.get("avg_entry")), fmt_price(c.get("exit_price")), str(c.get("exit_reason", "")).upper(),
-            fmt_money(pnl), result)
+    return (_ts(c.close_time), c.side, str(c.levels_filled), fmt_price(c.avg_entry), fmt_price(c.exit_price),
+            c.exit_reason.upper(), fmt_money(pnl), result)
 
 
-def cycle_key(c: dict) -> str:
-    return f"{c.get('open_time')}:{c.get('close_time')}"
+def cycle_key(c: CycleView) -> str:
+    return c.key
 
 
 class CyclesTable(ContentCellCache, DataTable):
-    """`show(cycles)` with the last cycles (dicts as in the backtest JSON), newest first.
+    """`show(cycles)` with the last cycles (`core.api.views.CycleView`), newest first.
 
     A new cycle adds a row on top (and drops the oldest): every row moves, but the cells keep
     their content, so `ContentCellCache` re-uses their renders instead of re-rendering the table."""
@@ -50,7 +51,7 @@ class CyclesTable(ContentCellCache, DataTable):
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
-    def show(self, owner: str, cycles: list[dict]) -> None:
+    def show(self, owner: str, cycles: list[CycleView]) -> None:
         """Rows of `owner` (e.g. the symbol): a different owner replaces the rows once."""
         if owner != self._owner:
             self.clear()

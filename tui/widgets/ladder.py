@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.widgets import Static
 
+from core.api.views import CycleView
 from tui.formats import fmt_price, fmt_qty
 
 PENDING = "pending"
@@ -80,8 +81,10 @@ class GridView:
     exposure: float = 0.0
     exposure_limit: float | None = None
     cursor_ts: int | None = None
-    cycles: list[dict] = field(default_factory=list)
+    cycles: list[CycleView] = field(default_factory=list)
     halted: str | None = None           # why the runner refuses entries ("halted: unprotected ..."), or None
+    paused: bool = False                # the operator paused the runner: no new entries
+    pending_params: dict | None = None  # parameters applied at the next flat moment
 
     def next_level(self) -> LevelView | None:
         return next((lv for lv in self.levels if lv.state != FILLED), None)

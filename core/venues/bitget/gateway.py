@@ -73,6 +73,7 @@ from core.model.errors import (
 )
 from core.model.orders import GatewayFill, OpenOrder, OrderRequest, OrderState, PositionInfo, VenueTrade
 from core.venues.bitget.errors import map_error
+from core.venues.exchange_errors import EXCHANGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -276,13 +277,22 @@ class CcxtGateway:
 
     # ---------------------------------------------------------------- plumbing
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """Every exchange call goes through here: each error it raises is counted by kind
+        (`core.venues.exchange_errors`, read by the metrics) before the caller maps it."""
         if self.breaker is None:
-            return await fn(*args, **kwargs)
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as e:
+                EXCHANGE_ERRORS.record(self.cfg.id, e)
+                raise
         from core.health.breaker import CircuitOpenError
         try:
             return await self.breaker.call(fn, *args, **kwargs)
-        except CircuitOpenError as e:
+        except CircuitOpenError as e:          # refused by the breaker: the exchange was not called
             raise GatewayUnavailable(str(e)) from e
+        except Exception as e:
+            EXCHANGE_ERRORS.record(self.cfg.id, e)
+            raise
 
     def _headers(self) -> Any:
         return getattr(self.ex, "last_response_headers", None)

@@ -121,6 +121,25 @@ class SimGridVenue(SimVenueCommon):
         if eng.fills:
             eng.fills.clear()            # reported through order states; keeps a long run's memory flat
 
+    def retune(self, strategy: GridStrategy) -> None:
+        """The runner's strategy changed params while flat (`GridRunner.apply_params`): the
+        matching engine sizes, levels and stops by `strategy` from the next cycle on (a sim-only
+        hook: an exchange holds no strategy).
+
+        Raises:
+            OrderRejected: a position is open or an order rests (the runner cancels them first).
+        """
+        eng = self.engine
+        if eng.levels_filled or eng.qty > 0 or self._orders:
+            raise OrderRejected("the simulated venue changes its strategy only while flat with no resting order")
+        self.quote = _Quote(strategy, self.quote.sizing_reserve)
+        eng.strategy = self.quote
+        eng.n_levels = strategy.num_levels
+        eng.level_qty = [0.0] * eng.n_levels
+        eng.level_ids = eng._new_level_ids()
+        self._level_cid = [None] * eng.n_levels
+        self._tp_cid = None
+
     # ---------------------------------------------------------------- orders
     async def place_order(self, order: OrderRequest) -> OpenOrder:
         cid = order.client_id
