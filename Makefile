@@ -16,10 +16,10 @@ run: $(STAMP)
 	$(BIN)/radar run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-full: $(STAMP)
-	$(BIN)/python -m pytest -q -m '' 
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m '' 
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

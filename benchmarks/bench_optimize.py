@@ -1,6 +1,7 @@
 """Benchmark of the full walk-forward optimisation CLI on real data.
 
     .venv/bin/python benchmarks/bench_optimize.py [--data PATH] [--symbol BTC/USDT] [--strategy envelope_dca]
+    .venv/bin/python benchmarks/bench_optimize.py --campaign [--repeat 2] [--from DATE] [--to DATE]
 
 Runs, as a separate process (cold start included: imports, numba cache load, config),
 
@@ -14,12 +15,32 @@ params as human lines, then exactly one JSON line (the last line):
     {"windows": ..., "combos_evaluated": ..., "seconds": ...}
 
 Target: under 60 s on the 2-core machine.
+
+With --campaign, the research campaign instead (`core.optimize.campaign`): 2 strategies
+(envelope_dca, envelope_dca_short) × 5 symbols (BTC ETH SOL DOGE LINK /USDT spot) × 1h,
+the whole 2017–2022 files (or --from/--to), run twice per repeat as separate CLI processes,
+
+    radar --db <temp db> optimize --strategy envelope_dca,envelope_dca_short --symbols ... --timeframe 1h
+          --data ... --json (--workers 2 | --ray auto)
+
+the local pool and a Ray started by the command itself (`--ray auto`, no cluster running:
+Ray start-up and shutdown included in its wall time), alternating which goes first. It
+checks the two stored rankings are identical (except result ids and task times) and
+prints one JSON line per repeat, then a last JSON line with the summary:
+
+    {"campaign": "2x5x1h", "runs": 10, "local_s": [...], "ray_s": [...], "ratio_ray_over_local": [...],
+     "ratio_median": ..., "identical": true, "tasks": [{"strategy", "symbol", "windows", "evaluations",
+     "local_task_s", "ray_task_s"}, ...], "task_s_mean": ..., "evaluations_per_task_mean": ...}
+
+Acceptance: Ray within 1.5x of the local pool on the 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +48,70 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "candles" / "binance-spot" / "BTC_USDT-1h.json.gz"
+SPOT = ROOT.parent / "shared" / "data" / "candles" / "binance-spot"
+DEFAULT_DATA = SPOT / "BTC_USDT-1h.json.gz"
+CAMPAIGN_STRATEGIES = "envelope_dca,envelope_dca_short"
+CAMPAIGN_BASES = ("BTC", "ETH", "SOL", "DOGE", "LINK")
+
+
+def _campaign_once(backend: str, extra: list[str]) -> tuple[float, dict]:
+    """One campaign CLI process on `backend` ("local" | "ray"): (wall seconds, its JSON report)."""
+    with tempfile.TemporaryDirectory(prefix=f"radar-bench-campaign-{backend}-") as tmp:
+        cmd = [sys.executable, "-m", "core.cli.main", "--db", str(Path(tmp) / "radar.db"), "optimize",
+               "--strategy", CAMPAIGN_STRATEGIES, "--symbols", ",".join(f"{b}/USDT" for b in CAMPAIGN_BASES),
+               "--timeframe", "1h", "--json", *extra]
+        for b in CAMPAIGN_BASES:
+            cmd += ["--data", str(SPOT / f"{b}_USDT-1h.json.gz")]
+        cmd += ["--workers", "2"] if backend == "local" else ["--ray", "auto"]
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}      # a fresh local Ray, started by the run
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+        seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{backend} campaign failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds, json.loads(proc.stdout)
+
+
+def _comparable(report: dict) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("result_id", "task_seconds", "job_id")}
+            for r in report["ranking"]]
+
+
+def campaign(args: argparse.Namespace) -> int:
+    missing = [b for b in CAMPAIGN_BASES if not (SPOT / f"{b}_USDT-1h.json.gz").is_file()]
+    if missing:
+        print(f"data files missing in {SPOT}: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    extra = (["--from", args.start] if args.start else []) + (["--to", args.end] if args.end else [])
+    local_s, ray_s, identical = [], [], True
+    reports: dict[str, dict] = {}
+    for i in range(args.repeat):
+        order = ("local", "ray") if i % 2 == 0 else ("ray", "local")
+        got = {}
+        for backend in order:
+            got[backend] = _campaign_once(backend, extra)
+        (ls, lrep), (rs, rrep) = got["local"], got["ray"]
+        same = _comparable(lrep) == _comparable(rrep)
+        identical = identical and same
+        local_s.append(round(ls, 2))
+        ray_s.append(round(rs, 2))
+        reports = {"local": lrep, "ray": rrep}
+        print(json.dumps({"repeat": i + 1, "order": list(order), "local_s": round(ls, 2), "ray_s": round(rs, 2),
+                          "ratio_ray_over_local": round(rs / ls, 3), "identical": same,
+                          "ray_where": rrep["campaign"]["where"], "local_where": lrep["campaign"]["where"]}))
+    key = lambda r: (r["strategy"], r["symbol"])
+    ray_by = {key(r): r for r in reports["ray"]["ranking"]}
+    tasks = [{"strategy": r["strategy"], "symbol": r["symbol"], "grade": r["grade"], "windows": r["windows"],
+              "evaluations": r["evaluations"], "local_task_s": r["task_seconds"],
+              "ray_task_s": ray_by[key(r)]["task_seconds"]}
+             for r in sorted(reports["local"]["ranking"], key=lambda r: r["run"])]
+    ratios = [round(r / lo, 3) for r, lo in zip(ray_s, local_s)]
+    print(json.dumps({"campaign": "2x5x1h", "runs": len(tasks), "range": [args.start, args.end],
+                      "local_s": local_s, "ray_s": ray_s, "ratio_ray_over_local": ratios,
+                      "ratio_median": statistics.median(ratios), "identical": identical, "tasks": tasks,
+                      "task_s_mean": round(statistics.mean(t["local_task_s"] for t in tasks), 3),
+                      "evaluations_per_task_mean": round(statistics.mean(t["evaluations"] for t in tasks), 1)}))
+    return 0 if identical else 1
 
 
 def main() -> int:
@@ -36,7 +120,14 @@ def main() -> int:
     ap.add_argument("--symbol", default="BTC/USDT")
     ap.add_argument("--timeframe", default="1h")
     ap.add_argument("--strategy", default="envelope_dca")
+    ap.add_argument("--campaign", action="store_true",
+                    help="benchmark the 2 strategies x 5 symbols x 1h campaign, local pool vs Ray (needs radar[ray])")
+    ap.add_argument("--repeat", type=int, default=2, help="--campaign: measurements of each back-end (default 2)")
+    ap.add_argument("--from", dest="start", help="--campaign: first candle (YYYY-MM-DD); default the whole files")
+    ap.add_argument("--to", dest="end", help="--campaign: end of the candles, exclusive")
     args = ap.parse_args()
+    if args.campaign:
+        return campaign(args)
     if not args.data.is_file():
         print(f"data file not found: {args.data}", file=sys.stderr)
         return 2

@@ -221,6 +221,8 @@ class RadarApp(App[str]):
         self.alerts = getattr(port, "alerts", None)
         self.jobs = getattr(port, "jobs", None)
         self.health = getattr(port, "health", None)
+        #: the engine's config folder (an applied result is written there), or None: the default
+        self.config_dir = getattr(port, "config_dir", None)
         self.readonly = readonly
         self.host_name = host_name or socket.gethostname()
         try:

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: failed snapshot reads in a row (the socket answers no more) before the engine is called gone
 MAX_FAILURES = 3
+#: events that change nothing the snapshot shows: they do not trigger a read (the engine's periodic
+#: status line would otherwise take the read a candle right after it needs, delaying that one)
+NO_WAKE = frozenset({"EngineStatus"})
 #: a grid's detail is read while it was asked for within this many seconds (the Grid screen repaints at >= 1 Hz)
 WATCH_S = 3.0
 
@@ -210,6 +213,12 @@ class RemoteEngine:
                 t.cancel()
         await asyncio.gather(*(t for t in tasks if t is not me), return_exceptions=True)
 
+    @property
+    def config_dir(self) -> Path | None:
+        """The engine's config folder (from its version answer), or None when it did not say."""
+        d = (self.server.get("engine") or {}).get("config_dir")
+        return Path(d) if d else None
+
     def pid_text(self) -> str:
         """"engine pid N (headless)" from the version answer."""
         eng = self.server.get("engine") or {}
@@ -329,7 +338,8 @@ class RemoteEngine:
                     if ev is None:
                         continue
                     self.bus.publish(ev)
-                    self.wake(slow=isinstance(ev, (AlertEvent, HealthEvent)))
+                    if type(ev).__name__ not in NO_WAKE:
+                        self.wake(slow=isinstance(ev, (AlertEvent, HealthEvent)))
             except StreamDropped:
                 log.warning("attached console fell behind the engine's events: stream reopened")
                 continue

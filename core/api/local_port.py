@@ -51,8 +51,10 @@ class LocalPort:
     gone = ""
 
     def __init__(self, api: Any, *, alerts: Any = None, jobs: Any = None, health: Any = None,
-                 commands: CommandRunner | None = None, source: str = "console") -> None:
+                 commands: CommandRunner | None = None, source: str = "console", config_dir: Any = None) -> None:
         self.api = api
+        #: the engine's config folder (where an applied result is written), or None: the default
+        self.config_dir = config_dir if config_dir is not None else getattr(api, "config_dir", None)
         self.alerts = alerts if alerts is not None else getattr(api, "alerts", None)
         self.jobs = jobs if jobs is not None else getattr(api, "jobs", None)
         self.health = health if health is not None else getattr(api, "watchdog", None)

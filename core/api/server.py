@@ -253,7 +253,8 @@ class ApiServer:
             "protocol": PROTOCOL_VERSION, "major": PROTOCOL_MAJOR,
             "engine": {"pid": os.getpid(), "mode": eng.mode, "ui": self.ui, "db": str(eng.db_path),
                        "socket": str(self.socket_path), "started_ms": self.started_ms,
-                       "user": user_name(self.engine_uid), "running": eng.store is not None},
+                       "user": user_name(self.engine_uid), "running": eng.store is not None,
+                       "config_dir": str(self.api.config_dir) if getattr(self.api, "config_dir", None) else None},
             "client": {"user": peer.user, "pid": peer.pid, "source": request[SOURCE],
                        "readonly": request[READONLY]}}, dumps=dumps)
 
@@ -383,7 +384,7 @@ class ApiServer:
 
 
 async def start_api_server(engine: Any, db_path: str | Path, services: Any = None, *, ui: str = "headless",
-                           **kwargs: Any) -> ApiServer:
+                           config_dir: str | Path | None = None, **kwargs: Any) -> ApiServer:
     """Serve `engine` (and the run's `services`: alerts, jobs, watchdog, lag) on `<db_path>.sock`.
 
     Raises:
@@ -392,5 +393,6 @@ async def start_api_server(engine: Any, db_path: str | Path, services: Any = Non
     from core.engine.api import EngineAPI
 
     api = EngineAPI(engine, alerts=getattr(services, "alerts", None), jobs=getattr(services, "jobs", None),
-                    watchdog=getattr(services, "watchdog", None), lag=getattr(services, "lag", None))
+                    watchdog=getattr(services, "watchdog", None), lag=getattr(services, "lag", None),
+                    config_dir=config_dir)
     return await ApiServer(api, socket_path_for(db_path), db_path=db_path, ui=ui, **kwargs).start()

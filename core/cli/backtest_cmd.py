@@ -2,8 +2,17 @@
 
     radar backtest --strategy NAME --symbol BTC/USDT --timeframe 1h [--market spot]
                    [--from DATE] [--to DATE] [--param KEY=VALUE ...] [--engine event|fast] [--json]
-    radar backtest --strategy NAME --data BTC_USDT-1h.json.gz [...]
+    radar backtest --strategy NAME --data BTC_USDT-1h.json.gz [--timeframe TF] [...]
 
+Resampling: with --data, a --timeframe coarser than the file's (named) timeframe resamples
+its candles (`core.data.aggregate.resample_candles`: 1m/5m -> 15m/1h/4h/1d, UTC-aligned
+buckets, a bucket kept only when all its base candles are there, OHLCV first open / max high /
+min low / last close / summed volume); --from/--to then apply to the resampled open times.
+A finer or non-multiple --timeframe is refused (exit 2). From the store, when no --timeframe
+series of the symbol is stored but a finer one dividing it is (e.g. 5m for 1h), the coarsest
+such series is resampled the same way (`core.backtest.loading.load_from_store`). The `funding` strategy on a --data
+perpetual file reads the funding-rate file beside it (`BTC_USDT_USDT-8h-funding_rate.json.gz`)
+when no --funding-data is given, resampled or not.
 Parameters: the config's (`strategies.yaml`, with the symbol's override) when the config
 package is there, else the strategy's defaults; then each `--param` replaces one.
 Account (capital, leverage, fees): `risk.yaml` when the config is there, else the spec's
@@ -39,7 +48,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--strategy", required=True, choices=registry.names(), help="strategy name")
     p.add_argument("--symbol", help="ccxt symbol, e.g. BTC/USDT (required without --data; "
                    "with --data it overrides the file name)")
-    p.add_argument("--timeframe", help="candle timeframe, e.g. 1h (required without --data)")
+    p.add_argument("--timeframe", help="candle timeframe, e.g. 1h (required without --data); with --data, a "
+                   "coarser timeframe than the file's resamples its candles (5m file, --timeframe 1h)")
     p.add_argument("--market", choices=("spot", "futures"),
                    help="market (default: futures for BASE/QUOTE:SETTLE symbols, else spot)")
     p.add_argument("--data", type=Path, metavar="FILE",
@@ -102,6 +112,30 @@ def parse_params(items: list[str]) -> dict:
     return out
 
 
+def data_timeframes(path: Path, timeframe: str | None) -> tuple[str | None, str | None]:
+    """(the file's timeframe override, the timeframe to resample into) for `--data path --timeframe tf`.
+
+    A file whose name says its timeframe (BTC_USDT_USDT-5m-futures.json.gz) keeps it, and a
+    different --timeframe is the one to resample into (checked by `check_resample`: a finer or
+    non-multiple one raises UsageError naming --timeframe and both timeframes). A file whose name
+    does not say it takes --timeframe as its own (no resampling).
+
+    Raises:
+        UsageError: as `core.data.aggregate.check_resample`.
+    """
+    from core.data.aggregate import check_resample
+    from core.data.freqtrade import parse_file_name
+    from core.errors import DataError
+
+    try:
+        named = parse_file_name(path).timeframe
+    except DataError:
+        named = None
+    if named is None or timeframe is None:
+        return (timeframe if named is None else None), None
+    return None, (timeframe if check_resample(named, timeframe) else None)
+
+
 def _config_defaults(config_dir: Path, strategy: str, symbol: str | None) -> tuple[dict, Account]:
     """The configured params of `strategy` for `symbol` and the account of risk.yaml; the
     strategy defaults and `Account()` when the config package is not there."""
@@ -125,6 +159,12 @@ def _funding_series(args: argparse.Namespace, symbol: str, start: int | None, en
     """
     from core.errors import DataError
 
+    if args.funding_data is None and args.data is not None and symbol.endswith(":USDT"):
+        from core.engine.assembly import funding_beside
+
+        beside = funding_beside(args.data)
+        if beside is not None:
+            return beside
     if args.funding_data is not None:
         from core.data.freqtrade import read_data_file
 
@@ -144,7 +184,8 @@ def _funding_series(args: argparse.Namespace, symbol: str, start: int | None, en
             conn.close()
         if len(ts):
             return ts, rate
-    raise UsageError(f"the funding strategy needs funding rates of {symbol}: give --funding-data FILE "
+    raise UsageError(f"the funding strategy needs funding rates of {symbol}: give --funding-data FILE, put "
+                     "the funding-rate file beside the --data file "
                      "or import/download them first (radar data import / radar data download --funding)")
 
 
@@ -174,16 +215,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.data is None and (not args.symbol or not args.timeframe):
         raise UsageError("give --symbol and --timeframe (stored candles) or --data FILE")
 
+    file_tf = resample = None
     if args.data is not None:
         from core.data.freqtrade import parse_file_name
 
-        symbol = parse_file_name(args.data, args.symbol, args.market, args.timeframe).symbol
+        file_tf, resample = data_timeframes(args.data, args.timeframe)
+        symbol = parse_file_name(args.data, args.symbol, args.market, file_tf).symbol
     else:
         symbol = args.symbol
     defaults, account = _config_defaults(args.config_dir, args.strategy, symbol)
     params = registry.create(args.strategy, {**defaults, **overrides}).params  # validates first
     if args.data is not None:
-        candles = loading.load_from_file(args.data, args.symbol, args.market, args.timeframe, start, end)
+        candles = loading.load_from_file(args.data, args.symbol, args.market, file_tf, start, end,
+                                         resample=resample)
     else:
         market = args.market or ("futures" if ":" in args.symbol else "spot")
         candles = loading.load_from_store(args.db, args.symbol, market, args.timeframe, start, end)
@@ -193,7 +237,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result.to_spec_json()) + "\n")
         return 0
-    _print_report(result, candles, args.engine)
+    _print_report(result, candles, args.engine,
+                  f"resampled from the file's {parse_file_name(args.data).timeframe} candles" if resample else "")
     return 0
 
 
@@ -213,7 +258,7 @@ def _fmt_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_report(result: BacktestResult, candles, engine: str) -> None:
+def _print_report(result: BacktestResult, candles, engine: str, note: str = "") -> None:
     """The human report: run header, metrics table, last 10 cycles."""
     from rich.console import Console
     from rich.table import Table
@@ -225,7 +270,8 @@ def _print_report(result: BacktestResult, candles, engine: str) -> None:
     n = len(candles)
     params = ", ".join(f"{k}={v}" for k, v in result.params.items())
     console.print(f"{result.strategy} on {result.symbol} {candles.market} {result.timeframe}: {n:,} candles "
-                  f"{_fmt_ms(int(candles.ts[0]))} .. {_fmt_ms(int(candles.ts[-1]))} UTC, engine {engine}")
+                  f"{_fmt_ms(int(candles.ts[0]))} .. {_fmt_ms(int(candles.ts[-1]))} UTC, engine {engine}"
+                  + (f" ({note})" if note else ""))
     console.print(f"params: {params}")
     acc = result.account
     console.print(f"account: {acc.initial_capital:,.2f} USDT, leverage {acc.leverage:g}, "

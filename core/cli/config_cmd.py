@@ -67,13 +67,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _grading_line(path: Path, grading: GradingConfig, config_dir: Path) -> str:
-    """One summary line: which grading file, its weights, grade thresholds and caps."""
-    from core.optimize.grade import CRITERIA
-
+    """One summary line: which grading file and profile, its weights, grade thresholds and caps."""
     w, g, caps = grading.weights, grading.grades, grading.caps
     where = str(path) if path.parent == Path(config_dir) else f"{path} (packaged; {config_dir} has none)"
-    weights = ", ".join(f"{c} {getattr(w, c):g}" for c in CRITERIA)
-    return (f"grading: {where}: weights {weights}; A >= {g.A:g}, B >= {g.B:g}, C >= {g.C:g}, "
+    weights = ", ".join(f"{c} {v:g}" for c, v in w.items())
+    return (f"grading: {where}: profile {grading.name}: weights {weights}; A >= {g.A:g}, B >= {g.B:g}, C >= {g.C:g}, "
             f"D >= {g.D:g}; {len(caps)} cap{'s' if len(caps) != 1 else ''}")
 
 

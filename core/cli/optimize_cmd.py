@@ -5,7 +5,9 @@
                    [--data FILE ...] [--max-points 500] [--seed 0] [--json]
                    [--apply-best [--min-grade C] [--force]]
     radar optimize results [--strategy NAME] [--symbol SYMBOL] [--timeframe TF] [--latest] [--json]
-    radar optimize --apply RESULT_ID [--min-grade C] [--force] [--json]
+    radar optimize --apply RESULT_ID [--to SYMBOL] [--min-grade C] [--force] [--json]
+    radar optimize --strategy S1,S2 --symbols ... --timeframe 1h[,4h] [--workers N | --ray auto|ADDRESS]
+                   (a campaign: every strategy × symbol × timeframe, ranked; `core.cli.campaign_cmd`)
 
 A run is an "optimize" job (`core.jobs`): it is recorded in `optimization_jobs` of --db,
 runs in a worker thread, and stores one result per symbol (`optimization_results`, the
@@ -24,6 +26,9 @@ p_value, ...]}.
 `--apply RESULT_ID` (or `--apply-best` on a run) writes the best params into
 `<config-dir>/strategies.yaml` as the symbol's override, keeping a timestamped backup;
 grades below --min-grade (default C) and partial results are refused unless --force.
+`--apply RESULT_ID --to SYMBOL` writes them as SYMBOL's override instead (and tells the engine
+about SYMBOL): SYMBOL must be in assets.yaml and of the result's base asset, e.g. a BTC/USDT
+(spot research) result applied to BTC/USDT:USDT (the traded perpetual).
 Then, when an engine listens on the socket of --db (`<db>.sock`), it is sent `apply_params`
 for that symbol and strategy (audited, source "cli") and its answer is printed: "applied now"
 (the runner is flat: its grid is rebuilt with them) or "pending until flat" (applied at the
@@ -55,16 +60,22 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                                    "recorded in --db); `optimize results` lists stored runs; "
                                    "`optimize --apply ID` writes a run's best params into strategies.yaml.")
     p.add_argument("action", nargs="?", choices=("results",), help="results: list stored runs")
-    p.add_argument("--strategy", help="strategy name, e.g. envelope_dca (a run needs it)")
+    p.add_argument("--strategy", help="strategy name (a run needs it): envelope_dca, envelope_dca_short, vwap_rsi, "
+                   "momentum, bollinger_mr, donchian_breakout, supertrend, or funding (on a perpetual, e.g. "
+                   "BTC/USDT:USDT, with its funding-rate history stored or beside the --data file)")
     p.add_argument("--symbols", help="comma-separated ccxt symbols, e.g. BTC/USDT,ETH/USDT")
     p.add_argument("--symbol", help="results: only this symbol")
-    p.add_argument("--timeframe", help="candle timeframe, e.g. 1h (with --data: taken from the file name)")
+    p.add_argument("--timeframe", help="candle timeframe, e.g. 1h (with --data: the file name's, or a coarser "
+                   "whole multiple of it to resample into, e.g. --timeframe 1h on a 5m file)")
     p.add_argument("--market", choices=("spot", "futures"),
                    help="market (default: futures for BASE/QUOTE:SETTLE symbols, else spot)")
     p.add_argument("--data", type=Path, action="append", default=[], metavar="FILE",
                    help="freqtrade-layout candle file instead of the store (repeatable)")
     p.add_argument("--from", dest="start", metavar="DATE", help="first candle open time (YYYY-MM-DD UTC or ms)")
-    p.add_argument("--to", dest="end", metavar="DATE", help="end of the candles, exclusive (same formats)")
+    p.add_argument("--to", dest="end", metavar="DATE|SYMBOL",
+                   help="a run: end of the candles, exclusive (same formats); with --apply: the symbol of "
+                        "assets.yaml to apply the result to, of the same base asset (a spot result to its "
+                        "perpetual: --to BTC/USDT:USDT)")
     p.add_argument("--is-days", type=int, default=180, help="in-sample window, days (default 180)")
     p.add_argument("--oos-days", type=int, default=60, help="out-of-sample window, days (default 60)")
     p.add_argument("--step-days", type=int, default=60, help="window step, days (default 60)")
@@ -78,6 +89,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--min-grade", choices=_GRADES, default="C", help="lowest grade --apply accepts (default C)")
     p.add_argument("--force", action="store_true", help="apply whatever the grade (and partial results)")
     p.add_argument("--json", action="store_true", help="print only JSON")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run as a campaign on Ray (pip install 'radar[ray]'): auto = RAY_ADDRESS, else the "
+                        "`ray start` cluster of this machine, else a local Ray; or a cluster address")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run as a campaign in a local pool of N worker processes (default: the CPU count)")
     p.set_defaults(func=cmd_optimize)
 
 
@@ -87,6 +103,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         return _cmd_results(args)
     if args.apply is not None:
         return _cmd_apply(args)
+    from core.cli.campaign_cmd import cmd_campaign, wants_campaign
+
+    if wants_campaign(args):
+        return cmd_campaign(args)
     return _cmd_run(args)
 
 
@@ -111,10 +131,15 @@ def resolve_series(symbols: list[str], timeframe: str | None, market: str | None
     """(timeframe, [{"symbol", "market", "file"}]) from the CLI options.
 
     Raises:
-        UsageError: missing --symbols/--timeframe without --data, a file whose timeframe differs
-            from --timeframe, files of several timeframes, or a symbol without a --data file.
+        UsageError: missing --symbols/--timeframe without --data, a --timeframe finer than (or not a
+            whole multiple of) the files' timeframe, files of several timeframes, or a symbol
+            without a --data file.
+
+    A --timeframe coarser than the --data files' is resampled into: each series then carries
+    "timeframe": the file's own (`core.jobs.optimize_job` resamples when loading).
         DataError: a --data name that is not a freqtrade candle file name.
     """
+    from core.data.aggregate import check_resample
     from core.data.freqtrade import parse_file_name
 
     if not data:
@@ -130,7 +155,12 @@ def resolve_series(symbols: list[str], timeframe: str | None, market: str | None
         except DataError:
             named = None
         if named is not None and timeframe is not None and named.timeframe != timeframe:
-            raise UsageError(f"--timeframe {timeframe} but --data {data[0]} holds {named.timeframe} candles")
+            check_resample(named.timeframe, timeframe)      # finer / non-multiple: UsageError
+            spec = parse_file_name(data[0], symbols[0] if symbols else None, market, None)
+            if spec.kind != "candles":
+                raise UsageError(f"--data {data[0]}: holds {spec.kind} rates, not candles")
+            return timeframe, [{"symbol": spec.symbol, "market": spec.market, "file": str(data[0]),
+                                "timeframe": spec.timeframe}]        # resampled into --timeframe
         spec = parse_file_name(data[0], symbols[0] if symbols else None, market, timeframe)
         if spec.kind != "candles":
             raise UsageError(f"--data {data[0]}: holds {spec.kind} rates, not candles")
@@ -140,8 +170,7 @@ def resolve_series(symbols: list[str], timeframe: str | None, market: str | None
     if len(tfs) > 1:
         raise UsageError(f"--data files of several timeframes ({', '.join(sorted(tfs))}); optimise one at a time")
     tf = tfs.pop()
-    if timeframe is not None and timeframe != tf:
-        raise UsageError(f"--timeframe {timeframe} but the --data files hold {tf} candles")
+    resample = timeframe is not None and check_resample(tf, timeframe)     # finer / non-multiple: UsageError
     by_symbol = {s.symbol: (p, s) for p, s in specs}
     wanted = symbols or list(by_symbol)
     out = []
@@ -151,8 +180,8 @@ def resolve_series(symbols: list[str], timeframe: str | None, market: str | None
         p, s = by_symbol[sym]
         if s.kind != "candles":
             raise UsageError(f"--data {p}: holds {s.kind} rates, not candles")
-        out.append({"symbol": sym, "market": s.market, "file": str(p)})
-    return tf, out
+        out.append({"symbol": sym, "market": s.market, "file": str(p), **({"timeframe": tf} if resample else {})})
+    return (timeframe if resample else tf), out
 
 
 def _check_strategy(args: argparse.Namespace) -> None:
@@ -178,7 +207,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                              oos_days=args.oos_days, step_days=args.step_days, max_points=args.max_points,
                              seed=args.seed, config_dir=args.config_dir)
     show = sys.stdout.isatty() and not args.json
-    job_id, rec = asyncio.run(_run_job(args.db, KIND, params, show))
+    job_id, rec = asyncio.run(run_job(args.db, KIND, params, show))
     if rec.state != "done":
         if rec.state == "cancelled":
             raise KeyboardInterrupt
@@ -194,10 +223,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_job(db: Path, kind: str, params: dict, show: bool):
+async def run_job(db: Path, kind: str, params: dict, show: bool, *, runners: dict | None = None,
+                  counter: str = "window"):
+    """Run one job of `kind` in a JobManager on `db` (with a progress bar when `show`; `counter`
+    names what its windows count: "window", "runs"); Ctrl-C cancels it. Returns (job id, record).
+    `runners`: the manager's runners (default: its own)."""
     from core.jobs import JobManager
 
-    mgr = JobManager(db)
+    mgr = JobManager(db, runners=runners) if runners is not None else JobManager(db)
     await mgr.start()
     progress = task = None
     if show:
@@ -212,7 +245,7 @@ async def _run_job(db: Path, kind: str, params: dict, show: bool):
         if progress is None or ev.job_id != job_id:
             return
         eta = "" if ev.eta_s is None else f"ETA {ev.eta_s:,.0f} s"
-        win = f"window {ev.window}/{ev.n_windows}" if ev.n_windows else ""
+        win = f"{counter} {ev.window}/{ev.n_windows}" if ev.n_windows else ""
         progress.update(task, completed=ev.percent, description=f"{ev.detail} {ev.phase}".strip(), window=win, eta=eta)
 
     job_id = -1
@@ -221,7 +254,7 @@ async def _run_job(db: Path, kind: str, params: dict, show: bool):
         job_id = mgr.submit(kind, params)
         try:
             rec = await mgr.wait(job_id)
-        except asyncio.CancelledError:           # Ctrl-C: stop between windows, keep the partial result
+        except asyncio.CancelledError:           # Ctrl-C: stop (a walk-forward keeps its partial result)
             mgr.cancel(job_id)
             await mgr.wait(job_id)
             raise
@@ -232,7 +265,8 @@ async def _run_job(db: Path, kind: str, params: dict, show: bool):
     return job_id, rec
 
 
-def _fmt(x, spec: str = ".3f") -> str:
+def fmt_or_dash(x, spec: str = ".3f") -> str:
+    """`x` formatted with `spec`, or "-" when None."""
     return "-" if x is None else format(x, spec)
 
 
@@ -251,14 +285,17 @@ def _print_run(out: dict) -> None:
         t.add_column(col, no_wrap=col != "best params")
     for r in out["results"]:
         c = r["criteria"]
-        t.add_row(r["symbol"], str(r["result_id"]), r["grade"], f"{r['score']:.1f}", _fmt(c["oos_sharpe"], ".2f"),
-                  _fmt(c["consistency"], ".0%"), _fmt(c["oos_is_ratio"], ".2f"), _fmt(c["dsr"]),
-                  _fmt(c["param_stability"], ".2f"), _fmt(r["pbo"], ".2f"), _fmt(r["p_value"]), str(r["windows"]),
+        f = fmt_or_dash
+        t.add_row(r["symbol"], str(r["result_id"]), r["grade"], f"{r['score']:.1f}", f(c["oos_sharpe"], ".2f"),
+                  f(c["consistency"], ".0%"), f(c["oos_is_ratio"], ".2f"), f(c["dsr"]),
+                  f(c["param_stability"], ".2f"), f(r["pbo"], ".2f"), f(r["p_value"]), str(r["windows"]),
                   str(r["combos_evaluated"]), _params_text(r["best_params"]))
     console.print(t)
+    from core.optimize.grade_text import grade_lines
+
     for r in out["results"]:
-        for cap in r.get("caps_applied", []):
-            console.print(f"{r['symbol']}: cap {cap}")
+        for line in grade_lines(r):
+            console.print(f"{r['symbol']}: {line}")
         if "applied" in r:
             console.print(f"{r['symbol']}: {r['applied']['message']}")
 
@@ -328,7 +365,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
     conn = _open_db(args.db)
     try:
-        done = apply_result(conn, args.apply, args.config_dir, min_grade=args.min_grade, force=args.force)
+        done = apply_result(conn, args.apply, args.config_dir, min_grade=args.min_grade, force=args.force,
+                            to_symbol=args.end)
     finally:
         conn.close()
     engine = notify_engine(args.db, done.strategy, done.symbol, done.params)
@@ -376,9 +414,10 @@ def _cmd_results(args: argparse.Namespace) -> int:
     for r in rows:
         created = datetime.fromtimestamp(r.created_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
         mark = "*" if r.is_latest else ("partial" if not r.complete else "")
+        f = fmt_or_dash
         t.add_row(f"{r.id}{mark}", created, r.strategy, r.symbol, r.timeframe, r.grade, f"{r.score:.1f}",
-                  _fmt(r.oos_sharpe, ".2f"), _fmt(r.consistency, ".0%"), _fmt(r.oos_is_ratio, ".2f"), _fmt(r.dsr),
-                  _fmt(r.param_stability, ".2f"), _fmt(r.pbo, ".2f"), _fmt(r.p_value), str(r.n_windows),
+                  f(r.oos_sharpe, ".2f"), f(r.consistency, ".0%"), f(r.oos_is_ratio, ".2f"), f(r.dsr),
+                  f(r.param_stability, ".2f"), f(r.pbo, ".2f"), f(r.p_value), str(r.n_windows),
                   _params_text(r.best_params))
     console.print(t)
     return 0

@@ -1,6 +1,7 @@
 """`radar run`: the trading engine, with the console or headless.
 
-    radar run [--no-ui] [--readonly] [--replay PATH ... [--fresh] [--from DAY] [--to DAY]] [--speed N|max]
+    radar run [--no-ui] [--readonly] [--replay PATH ... [--fresh] [--from DAY] [--to DAY] [--timeframe TF]]
+              [--speed N|max]
               [--report PATH] [--live] [--status-interval S] [--risk on|off|auto]
 
 This module parses the arguments and prints; the engine is assembled by
@@ -45,6 +46,9 @@ live setup), which the tests and the benchmarks call too.
 * `--from YYYY-MM-DD` / `--to YYYY-MM-DD` (with --replay): only the candles opening in
   [from, to) (UTC days, from inclusive, to exclusive); a bad date, to <= from, or a range
   holding no candle of a file is an error (exit 2).
+* `--timeframe TF` (with --replay): every replayed file is resampled into TF (5m -> 1h, ...:
+  UTC-aligned buckets, a bucket only when all its candles are there; finer or non-multiple
+  refused, exit 2); the runners trade TF and the funding file beside a perpetual still loads.
 * `--replay`: the run ends at the end of the data (open cycles closed at the last close,
   "end"); `--report PATH` then writes a JSON list with, per (strategy, symbol), exactly the
   spec's backtest JSON.
@@ -126,6 +130,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="with --replay: replay only candles opening on or after this day (UTC, inclusive)")
     p.add_argument("--to", dest="end", metavar="YYYY-MM-DD",
                    help="with --replay: replay only candles opening before this day (UTC, exclusive)")
+    p.add_argument("--timeframe", metavar="TF",
+                   help="with --replay: resample the replayed files into this coarser timeframe (e.g. 1h from "
+                        "5m files; whole UTC-aligned buckets only)")
     p.set_defaults(func=cmd_run)
 
 
@@ -172,7 +179,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     end = parse_utc_date(args.end, "--to") if args.end is not None else None
     return RunOptions(db=Path(args.db), replay=tuple(args.replay), speed=parse_speed(args.speed), live=args.live,
                       adopt_history=args.adopt_history, risk=args.risk, status_interval=args.status_interval,
-                      fresh=args.fresh, start_ms=start, end_ms=end)
+                      fresh=args.fresh, start_ms=start, end_ms=end, timeframe=args.timeframe)
 
 
 def _print_banner(lines: list[str]) -> None:
@@ -255,7 +262,10 @@ async def _main(engine, args, db: Path) -> None:
     engine.acquire_lock()
     try:
         secrets = args.secrets if hasattr(args, "secrets") else _secrets()
+        from core.paths import DEFAULT_CONFIG_DIR
+
         services = await RunServices.open(engine, db, secrets=secrets,
+                                          config_dir=args.config_dir or DEFAULT_CONFIG_DIR,
                                           mode="headless" if args.no_ui else "console",
                                           trade_log=getattr(args, "trade_log", None),
                                           trade_log_tighten=getattr(args, "log_file", None) is None)

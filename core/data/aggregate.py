@@ -121,3 +121,71 @@ def aggregate(candles: Iterable[ClosedCandle], target: str, flush: bool = False)
     if agg is not None and flush:
         out.extend(agg.flush())
     return out
+
+
+# ------------------------------------------------------------------------------ whole series
+def check_resample(base: str, target: str, flag: str = "--timeframe") -> bool:
+    """True when `base` candles must be resampled into `target`, False when they are the same.
+
+    Raises:
+        UsageError: `target` is finer than `base`, or not a whole multiple of it (the message
+            names `flag` and both timeframes). DataError: an unknown timeframe.
+    """
+    from core.errors import UsageError
+
+    base_ms, target_ms = timeframe_ms(base), timeframe_ms(target)
+    if target_ms == base_ms:
+        return False
+    if target_ms < base_ms:
+        raise UsageError(f"{flag} {target}: the data holds {base} candles, which cannot be resampled into the "
+                         f"finer {target}; give {flag} {base} or a coarser whole multiple of {base}")
+    if target_ms % base_ms:
+        raise UsageError(f"{flag} {target}: {target} is not a whole multiple of the data's {base} candles; "
+                         f"give a timeframe made of whole {base} candles (e.g. 15m, 1h, 4h, 1d)")
+    return True
+
+
+def resample_candles(candles, target: str, flag: str = "--timeframe"):
+    """`candles` (a `core.model.candles.Candles`) resampled into the coarser `target` timeframe.
+
+    Buckets are aligned like exchange candles (`floor_ts`: on the Unix epoch, so 1h/4h/1d
+    buckets open at whole UTC hours/days; weeks on Monday 00:00 UTC). A bucket is kept only
+    when EVERY one of its base candles is there (target/base of them, e.g. 12 five-minute
+    candles for 1h): the first and last buckets when the data starts or ends inside them, and
+    any bucket with a missing base candle, are dropped, never emitted from part of their
+    candles. OHLCV: open of the first candle, max high, min low, close of the last, sum of
+    volumes. Same timeframe: returned unchanged.
+
+    Raises:
+        UsageError: as `check_resample`. DataError: a base candle off its timeframe's grid.
+    """
+    import numpy as np
+
+    from core.model.candles import Candles
+
+    if not check_resample(candles.timeframe, target, flag):
+        return candles
+    base_ms, target_ms = timeframe_ms(candles.timeframe), timeframe_ms(target)
+    slots = target_ms // base_ms
+    ts = candles.ts
+    if len(ts) == 0:
+        return Candles(candles.symbol, candles.market, target, *(a[:0] for a in (
+            ts, candles.open, candles.high, candles.low, candles.close, candles.volume)))
+    offset = floor_ts(0, target) % target_ms if target.endswith("w") else 0
+    off_grid = (ts - offset) % base_ms != 0
+    if off_grid.any():
+        bad = int(ts[np.flatnonzero(off_grid)[0]])
+        raise DataError(f"{candles.symbol} {candles.timeframe}: candle {bad} does not open on the "
+                        f"{candles.timeframe} grid: cannot resample into {target}")
+    bucket = (ts - offset) // target_ms * target_ms + offset
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(bucket)) + 1))
+    counts = np.diff(np.concatenate((starts, [len(ts)])))
+    ends = starts + counts - 1
+    keep = counts == slots
+    s, e = starts[keep], ends[keep]
+    return Candles(candles.symbol, candles.market, target, bucket[s].astype(np.int64),
+                   np.ascontiguousarray(candles.open[s]),
+                   np.maximum.reduceat(candles.high, starts)[keep],
+                   np.minimum.reduceat(candles.low, starts)[keep],
+                   np.ascontiguousarray(candles.close[e]),
+                   np.add.reduceat(candles.volume, starts)[keep])

@@ -43,8 +43,9 @@ class EngineAPI:
     """Facade over one Engine (see the module docstring)."""
 
     def __init__(self, engine: Engine, *, alerts: Any = None, jobs: Any = None, watchdog: Any = None,
-                 lag: Any = None) -> None:
+                 lag: Any = None, config_dir: Any = None) -> None:
         self.engine = engine
+        self.config_dir = config_dir  # the run's config folder (strategies.yaml etc.), or None: the default
         self.alerts = alerts          # core.alerts.engine.AlertEngine, or None
         self.jobs = jobs              # core.jobs.manager.JobManager, or None
         self.watchdog = watchdog      # core.health.watchdog.Watchdog, or None

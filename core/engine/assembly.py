@@ -67,6 +67,8 @@ class RunOptions:
         status_interval: seconds between status lines (0: none).
         fresh: replay into a new database beside `db` (`fresh_db_path`), leaving `db` untouched.
         start_ms, end_ms: replay only the candles opening in [start_ms, end_ms) (ms UTC; None: unbounded).
+        timeframe: with `replay`, resample every replayed file into this coarser timeframe
+            (`core.data.aggregate.resample_candles`); None: the files' own.
         grid_only: run only the grid strategies among the enabled ones.
         secrets: a `core.config.secrets.Secrets` for `live` (None: loaded from the environment / .env).
 
@@ -84,6 +86,7 @@ class RunOptions:
     fresh: bool = False
     start_ms: int | None = None
     end_ms: int | None = None
+    timeframe: str | None = None
     grid_only: bool = False
     secrets: Any = field(default=None, repr=False)
 
@@ -103,6 +106,8 @@ class RunOptions:
             raise UsageError("--live trades the exchange's live feed: it cannot be combined with --replay")
         if self.fresh and not self.replay:
             raise UsageError("--fresh starts a replay over in a new database: it goes with --replay")
+        if self.timeframe is not None and not self.replay:
+            raise UsageError("--timeframe resamples the replayed files: it goes with --replay")
         if (self.start_ms is not None or self.end_ms is not None) and not self.replay:
             raise UsageError("--from/--to limit the replayed candles: they go with --replay")
         if self.start_ms is not None and self.end_ms is not None and self.end_ms <= self.start_ms:
@@ -197,9 +202,10 @@ def account_from_config(cfg: Any, *, share: int = 1):
 
 # ------------------------------------------------------------------------------ sources
 def replay_source(path: Path, speed: float | str = "max", start_ms: int | None = None,
-                  end_ms: int | None = None):
+                  end_ms: int | None = None, timeframe: str | None = None):
     """(CandleSource, Candles) replaying a freqtrade file (every row validated when loaded),
-    limited to the candles opening in [start_ms, end_ms) (ms UTC) when given.
+    resampled into `timeframe` when given and coarser than the file's (`--timeframe`: whole
+    UTC-aligned buckets only), limited to the candles opening in [start_ms, end_ms) (ms UTC).
 
     Raises:
         DataError: unreadable or invalid file.
@@ -212,7 +218,7 @@ def replay_source(path: Path, speed: float | str = "max", start_ms: int | None =
     from core.data.replay import ReplayFeed
     from core.engine.engine import CandleSource
 
-    candles = load_from_file(path)
+    candles = load_from_file(path, resample=timeframe)
     if start_ms is not None or end_ms is not None:
         full = candles
         candles = full.between(start_ms, end_ms)
@@ -479,7 +485,8 @@ def plan_engine(cfg: Any, options: RunOptions) -> EnginePlan:
         sources = [s for s in live_sources(cfg, db) if s.symbol in plan["symbols"]]
     elif replay:
         sources = []
-        sources = [replay_source(p, options.speed, options.start_ms, options.end_ms)[0] for p in options.replay]
+        sources = [replay_source(p, options.speed, options.start_ms, options.end_ms, options.timeframe)[0]
+                   for p in options.replay]
         if any(needs_funding(n) for n in strategies):
             for src, path in zip(sources, options.replay):
                 src.funding = funding_beside(path) if src.symbol.endswith(":USDT") else None

@@ -167,7 +167,8 @@ class RunServices:
                    health_interval_s: float = 5.0, heartbeat_interval_s: float = 2.0, jobs: bool = True,
                    telegram: bool = True, alert_config: Any = None,
                    telegram_settings: Any = None, api: bool = True,
-                   trade_log: str | Path | None = None, trade_log_tighten: bool = True) -> "RunServices":
+                   trade_log: str | Path | None = None, trade_log_tighten: bool = True,
+                   config_dir: str | Path | None = None) -> "RunServices":
         """Build and start every service (see the module docstring); on an error, what was
         started is closed again and the error raised.
 
@@ -256,7 +257,7 @@ class RunServices:
             if api:
                 from core.api.server import start_api_server
 
-                s.api = await start_api_server(engine, db_path, s, ui=mode)
+                s.api = await start_api_server(engine, db_path, s, ui=mode, config_dir=config_dir)
                 if s.control is not None:            # Telegram's commands: audited like the CLI's
                     s.control.commands = s.api.run_command
             await s._start_metrics()

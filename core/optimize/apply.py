@@ -5,6 +5,10 @@
 1. Refuses a partial (cancelled) result, and a grade below `min_grade` (default "C",
    order A > B > C > D > F) unless `force`.
 2. Refuses a symbol that is not in `assets.yaml` (overrides must name one of its symbols).
+   `to_symbol` applies the result to another symbol of assets.yaml explicitly — a spot
+   research result (`BTC/USDT`, the 2017–2022 data) to its perpetual (`BTC/USDT:USDT`,
+   what the assets trade): it must be in assets.yaml and of the same base asset
+   (`check_target`); the override and the running engine's `apply_params` then name it.
 3. Sets `strategies.<strategy>.overrides.<symbol>` to the five best params (replacing an
    earlier override of that symbol; other symbols' overrides are kept).
 4. The new file is validated with the rest of the config (`core.config.load_config` on a
@@ -210,24 +214,89 @@ def grade_at_least(grade: str, minimum: str) -> bool:
     return GRADES.index(grade) <= GRADES.index(minimum)
 
 
-def apply_result(conn: sqlite3.Connection, result_id: int, config_dir: str | Path, *,
+def base_asset(symbol: str) -> str:
+    """The base asset of a ccxt symbol: "BTC" of "BTC/USDT" and of "BTC/USDT:USDT"."""
+    return symbol.split("/", 1)[0]
+
+
+def check_target(config_dir: str | Path, symbol: str, to_symbol: str | None) -> str:
+    """The symbol a result of `symbol` is applied to: `to_symbol` when given (it must be in
+    assets.yaml and of the same base asset), else `symbol` itself (it must be in assets.yaml).
+
+    Raises:
+        UsageError: the target is not in assets.yaml (the message lists its symbols and, for a
+            result whose symbol is not there, the assets of the same base to give with --to),
+            or `to_symbol` is of another base asset. ConfigError: an invalid config.
+    """
+    cfg = load_config(config_dir)
+    symbols = cfg.symbols()
+    where = cfg.file("assets.yaml")
+    if to_symbol is None:
+        if symbol not in symbols:
+            same = [s for s in symbols if base_asset(s) == base_asset(symbol)]
+            hint = (f"; apply it to {' or '.join(same)} explicitly with --to {same[0]}" if same
+                    else "; add it there first")
+            raise UsageError(f"{symbol} is not in {where} ({', '.join(symbols)}): overrides are per asset of "
+                             f"assets.yaml{hint}")
+        return symbol
+    if to_symbol not in symbols:
+        raise UsageError(f"--to {to_symbol}: not in {where} ({', '.join(symbols)}): overrides are per asset of "
+                         "assets.yaml; give one of them")
+    if base_asset(to_symbol) != base_asset(symbol):
+        raise UsageError(f"--to {to_symbol}: a result of {symbol} ({base_asset(symbol)}) cannot be applied to "
+                         f"another base asset ({base_asset(to_symbol)}); give a {base_asset(symbol)} symbol")
+    return to_symbol
+
+
+def default_target(config_dir: str | Path, symbol: str) -> str | None:
+    """Where the console applies a result of `symbol` by default: `symbol` when it is in
+    assets.yaml, else the only asset of the same base and quote (the spot result's perpetual:
+    BTC/USDT -> BTC/USDT:USDT), else None."""
+    symbols = load_config(config_dir).symbols()
+    if symbol in symbols:
+        return symbol
+    pair = symbol.split(":", 1)[0]
+    same = [s for s in symbols if s.split(":", 1)[0] == pair]
+    return same[0] if len(same) == 1 else None
+
+
+def apply_stored(r: Any, config_dir: str | Path, *, to_symbol: str | None = None,
                  min_grade: str = DEFAULT_MIN_GRADE, force: bool = False,
                  now: datetime | None = None) -> AppliedOverride:
-    """Write the best params of stored result `result_id` as its symbol's override (module docstring).
+    """Write the best params of a stored result as the override of its symbol (or `to_symbol`).
+
+    `r`: a `core.optimize.results_store.StoredResult`, or its `to_json()` dict (what the
+    console's port returns). Checks as `apply_result`.
+    """
+    get = (lambda k: r[k]) if isinstance(r, Mapping) else (lambda k: getattr(r, k))
+    rid = get("id")
+    complete = get("complete")
+    n_windows = r["windows"] if isinstance(r, Mapping) else r.n_windows
+    strategy, symbol, timeframe, grade_ = get("strategy"), get("symbol"), get("timeframe"), get("grade")
+    if not force:
+        if not complete:
+            raise UsageError(f"result {rid} is partial (its job was cancelled after {n_windows} "
+                             "window(s)); use --force to apply it anyway")
+        if not grade_at_least(grade_, min_grade):
+            raise UsageError(f"result {rid} ({strategy} {symbol} {timeframe}) is graded {grade_}, "
+                             f"below the minimum {min_grade}; use --force to apply it anyway")
+    else:
+        grade_at_least(grade_, min_grade)
+    target = check_target(config_dir, symbol, to_symbol)
+    return write_override(config_dir, strategy, target, dict(get("best_params")), now=now)
+
+
+def apply_result(conn: sqlite3.Connection, result_id: int, config_dir: str | Path, *,
+                 min_grade: str = DEFAULT_MIN_GRADE, force: bool = False, to_symbol: str | None = None,
+                 now: datetime | None = None) -> AppliedOverride:
+    """Write the best params of stored result `result_id` as its symbol's override, or as
+    `to_symbol`'s (module docstring).
 
     Raises:
         UsageError: no such result; a partial result or a grade below `min_grade` without
-            `force`; the symbol is not in assets.yaml; a bad `min_grade`.
+            `force`; the symbol (or `to_symbol`) is not in assets.yaml; `to_symbol` of another
+            base asset; a bad `min_grade`.
         ConfigError: as `write_override`.
     """
-    r = get_result(conn, result_id)
-    if not force:
-        if not r.complete:
-            raise UsageError(f"result {result_id} is partial (its job was cancelled after {r.n_windows} "
-                             "window(s)); use --force to apply it anyway")
-        if not grade_at_least(r.grade, min_grade):
-            raise UsageError(f"result {result_id} ({r.strategy} {r.symbol} {r.timeframe}) is graded {r.grade}, "
-                             f"below the minimum {min_grade}; use --force to apply it anyway")
-    else:
-        grade_at_least(r.grade, min_grade)
-    return write_override(config_dir, r.strategy, r.symbol, r.best_params, now=now)
+    return apply_stored(get_result(conn, result_id), config_dir, to_symbol=to_symbol, min_grade=min_grade,
+                        force=force, now=now)

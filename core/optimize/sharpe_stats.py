@@ -226,3 +226,90 @@ def sharpe_moments(returns: np.ndarray) -> SharpeMoments:
     skew = float(np.mean(dev**3)) / m2**1.5
     kurt = float(np.mean(dev**4)) / m2**2
     return SharpeMoments(sr=float(r.mean()) / sd, t=int(r.size), skew=skew, kurt=kurt)
+
+
+class SelectionDSR(NamedTuple):
+    """DSR of one selection: the in-sample best of M trials against those trials (`selection_dsr`).
+
+    Attributes:
+        dsr: DSR = PSR(SR0) of the chosen trial, a probability.
+        sr, t, skew, kurt: the chosen trial's per-period Sharpe, length and moments.
+        n_trials: M, the trials the choice was made among.
+        n_eff: the effective number of independent trials used as N (`core.optimize.trials`).
+        mean_correlation: ρ̄ behind n_eff (NaN when it could not be estimated).
+        var_sharpes: V, sample variance (ddof 1) of the M trials' per-period Sharpes.
+        sr0: the expected maximum Sharpe SR0 of n_eff trials with that V.
+    """
+
+    dsr: float
+    sr: float
+    t: int
+    skew: float
+    kurt: float
+    n_trials: int
+    n_eff: int
+    mean_correlation: float
+    var_sharpes: float
+    sr0: float
+
+
+def selection_dsr(chosen_returns: np.ndarray, trial_sharpes: np.ndarray, n_eff: int | None = None, *,
+                  correlation_returns: np.ndarray | None = None) -> SelectionDSR:
+    """DSR where the choice is made: the chosen trial's Sharpe against the trials it was chosen from.
+
+    [BLdP 2014] deflate the Sharpe of the trial *selected* as the best of N trials on
+    the data the selection saw. In a walk-forward that is each window's in-sample
+    search: the chosen combo's in-sample returns (`chosen_returns`, T periods), the
+    per-period in-sample Sharpes of all M combos of that search (`trial_sharpes`, for
+    V = their sample variance, ddof 1) and an effective number of independent trials
+    N (`core.optimize.trials`): `n_eff` when given, else N̂ = ρ̄ + (1 − ρ̄)·M of [BLdP 2014]
+    with ρ̄ the mean pairwise correlation of the columns of `correlation_returns` (the
+    trials' in-sample return series, all M of them or a random subset: ρ̄ is a mean, a
+    subset estimates it without bias) and M = len(trial_sharpes):
+
+        DSR = Φ( (SR̂ − SR0) · √(T − 1) / √(1 − γ3·SR̂ + (γ4 − 1)/4 · SR̂²) )
+        SR0 = √V · ( (1 − γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e)) ),   N = n_eff
+
+    Raises:
+        ValueError: `chosen_returns` are unusable (`sharpe_moments`), no trial Sharpe, a
+            non-finite Sharpe, `n_eff` < 1, or neither `n_eff` nor `correlation_returns`.
+    """
+    from core.optimize.trials import mean_pairwise_correlation, n_eff_from_correlation
+
+    mom = sharpe_moments(chosen_returns)
+    s = np.asarray(trial_sharpes, dtype=np.float64)
+    if s.ndim != 1 or s.size < 1:
+        raise ValueError(f"trial_sharpes must be a non-empty 1-D array, got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("trial_sharpes must be finite")
+    rho = float("nan")
+    if n_eff is None:
+        if correlation_returns is None:
+            raise ValueError("give n_eff or correlation_returns")
+        rho = mean_pairwise_correlation(correlation_returns)
+        n_eff = n_eff_from_correlation(int(s.size), rho)
+        rho = rho if not math.isfinite(rho) else min(1.0, max(0.0, rho))
+    n = _count("n_eff", n_eff, 1)
+    var = float(np.var(s, ddof=1)) if s.size >= 2 else 0.0
+    sr0 = expected_max_sharpe(n, var)
+    value = psr(mom.sr, mom.t, mom.skew, mom.kurt, sr_benchmark=sr0)
+    return SelectionDSR(dsr=value, sr=mom.sr, t=mom.t, skew=mom.skew, kurt=mom.kurt, n_trials=int(s.size),
+                        n_eff=n, mean_correlation=rho, var_sharpes=var, sr0=sr0)
+
+
+def combine_selection_dsr(values: list[SelectionDSR]) -> float:
+    """The walk-forward's DSR: the mean of the per-window `selection_dsr` values.
+
+    Each window is one application of [BLdP 2014]'s test (one selection, its own
+    trials); the mean is the expected DSR of one selection made by this procedure.
+    Pooling the windows' returns into one longer T is not done: the in-sample periods
+    of consecutive windows overlap (IS 180 d, step 60 d: each day lies in three) and
+    each window has its own winner, so a pooled T would count the same evidence several
+    times and mix different selected trials.
+
+    Raises:
+        ValueError: `values` is empty.
+    """
+    if not values:
+        raise ValueError("no window DSR to combine")
+    return float(np.mean([v.dsr for v in values]))

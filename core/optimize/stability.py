@@ -24,6 +24,11 @@ perturbations of the best params"):
 4. Stability = max(0, 1 − D), in [0, 1]: 1 = the metric does not move at all; 0.8 = it
    moves by 20 % of its size on average (full sub-score in `config/grading.yaml`);
    0 = it moves by as much as its own size or more.
+5. Stability variance (`perturbation_variance`, the roadmap's criterion, graded by the
+   default profile of `config/grading.yaml`): V = (1/K) · Σ_k (M_k − M0)², the mean
+   squared deviation of the K perturbations' metric from the best's (annualised Sharpe
+   units squared; taken around M0 for the reason of step 3). V < 0.1: the metric moves
+   by less than about 0.3 Sharpe under perturbation (full marks); V > 1: by more than 1.
 """
 
 from __future__ import annotations
@@ -132,3 +137,19 @@ def stability_score(best_metric: float, perturbed_metrics: Sequence[float] | np.
         return None
     d = math.sqrt(float(np.mean((m - m0) ** 2))) / max(abs(m0), float(floor))
     return max(0.0, 1.0 - d)
+
+
+def perturbation_variance(best_metric: float, perturbed_metrics: Sequence[float] | np.ndarray) -> float | None:
+    """Step 5: V = (1/K)·Σ(M_k − M0)² over the finite M_k; None when there is none.
+
+    Raises:
+        ValueError: `best_metric` is not finite.
+    """
+    m0 = float(best_metric)
+    if not math.isfinite(m0):
+        raise ValueError(f"best_metric must be finite, got {best_metric!r}")
+    m = np.asarray(perturbed_metrics, dtype=np.float64)
+    m = m[np.isfinite(m)]
+    if m.size == 0:
+        return None
+    return float(np.mean((m - m0) ** 2))

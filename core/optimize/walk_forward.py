@@ -1,4 +1,12 @@
-"""Walk-forward optimisation of envelope_dca / envelope_dca_short: search in-sample, judge out-of-sample.
+"""Walk-forward optimisation of every strategy: search in-sample, judge out-of-sample.
+
+Strategies (`STRATEGIES`): envelope_dca (long), envelope_dca_short (short) and the six
+single-position strategies of `docs/single_position.md` (vwap_rsi, momentum,
+bollinger_mr, donchian_breakout, supertrend, funding; each trades long and short). The
+per-strategy backtests (grid, in-sample sweep, window backtest, warm-up) are
+`core.optimize.evaluators`, on the fast kernels (which agree with the event engine); the
+run itself and its statistics are the same for all. `funding` needs the perpetual's
+funding-rate history (`walk_forward(..., funding=(ts, rate))`).
 
 The run (`walk_forward`), per rolling window (`core.optimize.windows`, default IS 180 d,
 OOS 60 d, step 60 d):
@@ -20,6 +28,10 @@ Conventions (decided here, and why):
 * SMA warm-up: a window's backtest gets the `ma_period` candles just before the window
   as history (`windows.window_slice`); the engine does not trade while t < N, so the SMA
   is complete at the window's first candle and every trade happens inside the window.
+* Indicator warm-up (single-position strategies): the longest lookback among the combo's
+  indicator periods + 2 candles before the window (`evaluators.warmup_candles`; none for
+  `funding`, whose signal is the latest funding rate), with no entry before the window's
+  first candle: the indicators are ready there and every trade happens inside the window.
 * Window returns: the equity at each candle close of the window, its last point per UTC
   day, preceded by C0 (the equity at the window's start): D days give D daily returns,
   the first one measured from C0. (The IS search's `sweep` Sharpe uses the spec's
@@ -28,35 +40,56 @@ Conventions (decided here, and why):
 * Sharpe: mean / std (ddof 1) of daily simple returns × √365 (annualised, as
   `core.backtest.metrics.daily_sharpe`); 0 with fewer than 2 returns or std 0.
 
-Aggregation (the five criteria of `core.optimize.grade`, docs/grading.md):
+Aggregation (the criteria of `core.optimize.grade`, docs/grading.md):
 
 * oos_sharpe: Sharpe of the daily OOS returns of each window's chosen combo, all OOS
   windows concatenated (the walk-forward strategy's own OOS record).
 * consistency: share of OOS windows whose chosen combo ended above C0 (return > 0).
 * oos_is_ratio: oos_sharpe / is_sharpe, is_sharpe being the Sharpe of the chosen combos'
   concatenated IS daily returns (same construction); 0 when is_sharpe <= 0.
-* dsr: Deflated Sharpe Ratio (`core.optimize.sharpe_stats.dsr`, Bailey & López de
-  Prado 2014) of the per-day (not annualised) Sharpe of those OOS returns, T = their
-  count, skew / raw kurtosis from them; N = the combos actually tested (the universe);
-  V = sample variance (ddof 1) of the N combos' per-day OOS Sharpes (each combo's daily
-  OOS returns of all windows concatenated). 0 when the OOS returns are constant.
-* param_stability: `core.optimize.stability` — the best params perturbed by ±10 % and
-  ±20 % one parameter at a time, each evaluated OOS in every window; 1 − RMS deviation
-  of their OOS Sharpe from the best's, relative to it (formula in that module).
-* best params: the combo chosen in the most windows (ties: the one chosen last), i.e.
-  what the optimiser keeps picking; it is what `apply` writes into strategies.yaml.
+* dsr: the Deflated Sharpe Ratio where the choice is made (Bailey & López de Prado 2014,
+  `core.optimize.sharpe_stats.selection_dsr`). Per window: SR̂ = the per-day (not
+  annualised) Sharpe of the chosen combo's IS daily returns, T = their count, skew / raw
+  kurtosis from them; V = sample variance (ddof 1) of the per-day IS Sharpes of the N
+  combos of the universe in that window (the sweep's annualised Sharpe / √365);
+  N = N_eff = ρ̄ + (1 − ρ̄)·N (`core.optimize.trials`, the DSR paper's estimate), ρ̄ the
+  mean pairwise correlation of the combos' IS daily returns in that window (all combos
+  up to 400, else a seeded random subset of 400). The universe is a superset of the
+  combos the window's search scored when the grid is larger than the sample (combos
+  first met later are back-filled): slightly conservative. Combined: the mean of the
+  windows' DSRs (`combine_selection_dsr`: each window is one selection; overlapping IS
+  periods forbid pooling T). 0 when no window has usable IS returns. The OOS record is
+  not deflated again — the choice was made in-sample and OOS testing already removes
+  that bias — it is judged by its PSR against 0, its Sharpe, consistency and OOS/IS.
+* param_stability / stability_variance: `core.optimize.stability` — the applied combo's
+  params perturbed by ±10 % and ±20 % one parameter at a time, each evaluated OOS in
+  every window; 1 − RMS deviation of their OOS Sharpe from the applied combo's, relative
+  to it, and the mean squared deviation (1/K)·Σ(M_k − M0)² (the roadmap's variance).
+
+Selection (what `apply` writes into strategies.yaml, `selection` in the result):
+
+* the applied combo is the one chosen in the most windows; a tie is broken by the best
+  (lowest) mean OOS rank across all windows (per window, rank 1 = the highest OOS Sharpe
+  among the N combos, ties within 1e-12 relative sharing their average rank), then by
+  grid order. Every chosen combo is listed with its count, first window and mean rank;
+  the tied ones are listed.
+* it is judged only on the windows from the one where it was first chosen on: the OOS
+  Sharpe, consistency and PSR of its own OOS days there (each of those OOS periods lies
+  after the in-sample period of that first choice). Its OOS Sharpe on all windows (the
+  stability's M0) includes OOS days that earlier windows' choices did not see.
 
 Also reported: PSR against 0 of the OOS returns; the stationary block bootstrap p-value
-(`core.optimize.bootstrap`, 1,000 sims, seeded) of the chosen combos' OOS cycle returns
-(cycle return = pnl / cash before the cycle, cash restarting at C0 each window); the grade
+and 95 % percentile confidence interval of the per-cycle Sharpe (`core.optimize.bootstrap`,
+1,000 sims, seeded) of the chosen combos' OOS cycle returns (cycle return = pnl / cash
+before the cycle, cash restarting at C0 each window); the grade and its profile
 (`core.optimize.grade`); PBO by CSCV (`core.optimize.pbo`, Bailey, Borwein, López de Prado
-& Zhu 2017) over the OOS matrix of every combo: rows = the OOS days of all windows in time
-order (each window's daily returns from its fresh C0), columns = the N combos, S = 16
-contiguous blocks (fewer for short data), performance of a half = the Sharpe of its rows
-(metric "sharpe", the paper's own setting). A mean of per-window Sharpes is not used: for
-the skewed returns of a grid strategy (many small wins, rare large losses) a short
-window's Sharpe is biased by the skew, which ranks combos consistently even on a random
-walk and would understate the PBO.
+& Zhu 2017, ties compared with a 1e-12 relative tolerance) over the OOS matrix of every
+combo: rows = the OOS days of all windows in time order (each window's daily returns
+from its fresh C0), columns = the N combos, S = 16 contiguous blocks (fewer for short
+data), performance of a half = the Sharpe of its rows (metric "sharpe", the paper's own
+setting). A mean of per-window Sharpes is not used: for the skewed returns of a grid
+strategy (many small wins, rare large losses) a short window's Sharpe is biased by the
+skew, which ranks combos consistently even on a random walk and would understate the PBO.
 """
 
 from __future__ import annotations
@@ -68,26 +101,23 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from core.backtest.fast import run_fast, sweep
-from core.backtest.fast.combos import DEFAULT_PARAMS, PARAM_NAMES
 from core.backtest.metrics import daily_equity
 from core.data.timeframes import timeframe_ms as tf_ms
 from core.errors import RadarError, UsageError
 from core.model.account import Account
 from core.model.candles import Candles
 from core.optimize.bootstrap import bootstrap_sharpe
+from core.optimize.evaluators import STRATEGIES, Evaluator, evaluator_for, grid_space
 from core.optimize.grade import Criteria, GradeResult, GradingConfig, grade, load_grading_config
 from core.optimize.pbo import pbo as cscv_pbo
 from core.optimize.search import DEFAULT_POINTS, GridSpace, lhs_sample, two_pass_search
-from core.optimize.sharpe_stats import dsr as deflated_sharpe
+from core.optimize.sharpe_stats import SelectionDSR, combine_selection_dsr, selection_dsr, sharpe_moments
 from core.optimize.sharpe_stats import psr as probabilistic_sharpe
-from core.optimize.sharpe_stats import sharpe_moments
-from core.optimize.stability import FRACTIONS, perturbations, stability_score
-from core.optimize.windows import Window, window_slice, windows_for
+from core.optimize.stability import FRACTIONS, perturbation_variance, perturbations, stability_score
+from core.optimize.windows import Window, windows_for
 from core.strategies.params import STRATEGY_PARAMS
 
-#: Strategies the walk-forward can run (those of the fast engine).
-STRATEGIES = ("envelope_dca", "envelope_dca_short")
+# STRATEGIES (imported from core.optimize.evaluators): every strategy the walk-forward can run.
 
 #: Share of the progress bar given to the windows; the statistics take the rest.
 _WINDOWS_SHARE = 0.9
@@ -169,8 +199,9 @@ class WalkForwardResult:
         combo_oos_consistency: share of windows with an OOS return > 0.
         combo_oos_cycles: OOS cycles, all windows (int64).
         combo_times_selected: windows where it was chosen (int64).
-        best_index, best_params: the combo chosen most often (ties: chosen last).
-        criteria, grade: the five criteria and the `GradeResult`.
+        best_index, best_params: the applied combo: chosen most often, ties broken by the best mean
+            OOS rank (module docstring, "Selection").
+        criteria, grade: the criteria (`Criteria`) and the `GradeResult` (with its profile).
         is_sharpe: Sharpe of the chosen combos' IS daily returns, windows concatenated.
         psr: PSR(0) of the OOS daily returns (None when they are constant).
         p_value: bootstrap p-value of the OOS cycle returns (None with < 2 cycles or constant).
@@ -180,6 +211,14 @@ class WalkForwardResult:
         stability: (params, OOS Sharpe) of every perturbation, and the best's OOS Sharpe first.
         evaluations: backtests run in total (IS sweeps count one per combo).
         data_first_ts, data_last_ts: open times (ms UTC) of the first and last candle used.
+        dsr_windows: per window, the DSR of its in-sample choice with its inputs (sr, t,
+            skew, kurt, n_trials, n_eff, mean_correlation, var_sharpes, sr0; per day), or
+            None when its IS returns were unusable.
+        dsr_combined: the combined DSR (mean over windows) with the mean N_eff, V and SR0.
+        selection: how often each combo was chosen, the tie rule, the applied combo and its
+            OOS record on the windows from its first choice on (module docstring).
+        bootstrap: the bootstrap's per-cycle Sharpe, its 95 % CI and the p-value (None
+            when it could not run).
     """
 
     strategy: str
@@ -212,6 +251,10 @@ class WalkForwardResult:
     evaluations: int = 0
     data_first_ts: int | None = None
     data_last_ts: int | None = None
+    dsr_windows: list[dict | None] = field(default_factory=list)
+    dsr_combined: dict = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)
+    bootstrap: dict | None = None
 
     @property
     def n_combos(self) -> int:
@@ -224,14 +267,17 @@ class WalkForwardResult:
             "symbol": self.symbol, "market": self.market, "timeframe": self.timeframe,
             "strategy": self.strategy, "complete": self.complete,
             "grade": self.grade.grade, "score": self.grade.score,
-            "criteria": {k: getattr(self.criteria, k) for k in
-                         ("oos_sharpe", "consistency", "oos_is_ratio", "dsr", "param_stability")},
+            "grading_profile": self.grade.profile, "sub_scores": dict(self.grade.sub_scores),
+            "uncapped_grade": self.grade.uncapped_grade, "caps_binding": list(self.grade.caps_binding),
+            "criteria": self.criteria.as_dict(),
             "best_params": dict(self.best_params),
             "windows": len(self.windows), "combos_evaluated": self.n_combos, "evaluations": self.evaluations,
             "pbo": self.pbo, "dsr": self.criteria.dsr, "psr": self.psr, "p_value": self.p_value,
             "bootstrap_underpowered": self.bootstrap_underpowered, "oos_cycles": self.n_oos_cycles,
             "is_sharpe": self.is_sharpe, "caps_applied": list(self.grade.caps_applied),
             "data_first_ts": self.data_first_ts, "data_last_ts": self.data_last_ts,
+            "dsr_detail": {**self.dsr_combined, "windows": self.dsr_windows},
+            "selection": self.selection, "bootstrap": self.bootstrap,
         }
 
 
@@ -284,9 +330,10 @@ class _Runner:
     """The state of one run: the grid, the universe of tested combos and the per-window figures."""
 
     def __init__(self, candles: Candles, strategy: str, space: GridSpace, account: Account,
-                 windows: list[Window]) -> None:
+                 windows: list[Window], evaluator: Evaluator | None = None) -> None:
         self.candles, self.strategy, self.space, self.account, self.wins = candles, strategy, space, account, windows
         self.model = STRATEGY_PARAMS[strategy]
+        self.ev = evaluator if evaluator is not None else evaluator_for(strategy, account)
         self._valid: dict[int, bool] = {}
         self._params: dict[int, dict] = {}
         self.universe: list[int] = []
@@ -303,8 +350,7 @@ class _Runner:
     def params(self, flat: int) -> dict:
         p = self._params.get(flat)
         if p is None:
-            raw = self.space.params(flat)
-            p = {n: (int(raw[n]) if n in ("ma_period", "num_levels") else float(raw[n])) for n in PARAM_NAMES}
+            p = self.ev.coerce(self.space.params(flat))
             self._params[flat] = p
         return dict(p)
 
@@ -321,30 +367,25 @@ class _Runner:
 
     # -- backtests ----------------------------------------------------------------------
     def is_scores(self, w: int, flats: list[int]) -> np.ndarray:
-        """IS Sharpe (and return) of `flats` in window w, by `sweep`, one call per ma_period."""
+        """IS Sharpe (and return) of `flats` in window w, by the evaluator's parallel sweep
+        (`core.optimize.evaluators`: envelope one call per ma_period, single-position one call)."""
         win = self.wins[w]
-        by_period: dict[int, list[int]] = {}
-        for f in flats:
-            by_period.setdefault(self.params(f)["ma_period"], []).append(f)
-        for period, group in by_period.items():
-            sl, _ = window_slice(self.candles, win.is_start, win.is_end, period)
-            res = sweep(sl, self.strategy, [self.params(f) for f in group], self.account, parallel="threads")
-            for i, f in enumerate(group):
-                self.is_sharpe[w][f] = float(res.sharpe[i])
-                self.is_return[w][f] = float(res.total_return[i])
-            self.evaluations += len(group)
+        if flats:
+            sharpe, ret = self.ev.is_stats(self.candles, win.is_start, win.is_end, [self.params(f) for f in flats])
+            for i, f in enumerate(flats):
+                self.is_sharpe[w][f] = float(sharpe[i])
+                self.is_return[w][f] = float(ret[i])
+            self.evaluations += len(flats)
         return np.array([self.is_sharpe[w][f] for f in flats], dtype=np.float64)
 
     def backtest_window(self, params: dict, start: int, end: int) -> _OOS:
-        """One combo on [start, end) with its SMA warm-up; fresh C0."""
-        sl, k = window_slice(self.candles, start, end, int(params["ma_period"]))
-        res = run_fast(sl, self.strategy, params, self.account)
+        """One combo on [start, end) with its warm-up (SMA or indicators); fresh C0."""
+        res = self.ev.window(self.candles, params, start, end)
         self.evaluations += 1
         c0 = float(self.account.initial_capital)
-        r = window_daily_returns(res.ts[k:], res.equity[k:], c0)
-        pnls = np.array([c.pnl for c in res.cycles], dtype=np.float64)
-        return _OOS(r, float(res.final_equity / c0 - 1.0), annualised_sharpe(r), len(res.cycles),
-                    cycle_returns(pnls, c0))
+        r = window_daily_returns(res.ts, res.equity, c0)
+        return _OOS(r, float(res.final_equity / c0 - 1.0), annualised_sharpe(r), int(res.pnls.size),
+                    cycle_returns(res.pnls, c0))
 
     def oos_eval(self, w: int, flats: list[int]) -> None:
         win = self.wins[w]
@@ -372,17 +413,78 @@ class _Runner:
         self.chosen_is_returns.append(self.backtest_window(self.params(res.best), win.is_start, win.is_end).returns)
 
 
-def _best_of(chosen: list[int]) -> int:
+#: At most this many combos' IS returns enter a window's mean pairwise correlation (a seeded
+#: random subset above it: ρ̄ is a mean, which a random subset estimates without bias).
+_CORR_TRIALS = 400
+
+#: Relative tolerance under which two OOS Sharpes of one window count as tied when ranking.
+_RANK_RTOL = 1e-12
+
+
+def _desc_ranks(values: np.ndarray) -> np.ndarray:
+    """Rank 1 = the largest; ties (within _RANK_RTOL of the largest |value|) share their average rank."""
+    v = np.asarray(values, dtype=np.float64)
+    tol = _RANK_RTOL * (float(np.max(np.abs(v[np.isfinite(v)]))) if np.any(np.isfinite(v)) else 0.0)
+    diff = v[None, :] - v[:, None]                       # [i, j] = v_j − v_i
+    tied = (np.abs(diff) <= tol) | (v[None, :] == v[:, None])
+    above = (diff > 0) & ~tied
+    return 1.0 + above.sum(axis=1) + (tied.sum(axis=1) - 1) / 2.0
+
+
+def _window_dsr(run: _Runner, w: int, uni: list[int], rng: np.random.Generator) -> SelectionDSR | None:
+    """Step "dsr" of the module docstring for window w; None when the IS returns are unusable."""
+    win = run.wins[w]
+    sharpes = np.array([run.is_sharpe[w][f] for f in uni], dtype=np.float64) / math.sqrt(365.0)
+    sharpes = sharpes[np.isfinite(sharpes)]
+    if sharpes.size == 0:
+        return None
+    try:
+        if len(uni) < 2:
+            return selection_dsr(run.chosen_is_returns[w], sharpes, 1)
+        flats = uni if len(uni) <= _CORR_TRIALS else sorted(rng.choice(uni, _CORR_TRIALS, replace=False).tolist())
+        cols = [run.backtest_window(run.params(f), win.is_start, win.is_end).returns for f in flats]
+        return selection_dsr(run.chosen_is_returns[w], sharpes, correlation_returns=np.column_stack(cols))
+    except ValueError:
+        return None                                              # constant or too few IS returns
+
+
+def _selection(run: _Runner, wins: list[int], uni: list[int], chosen: list[int]) -> tuple[int, dict]:
+    """The applied combo and the selection report (module docstring, "Selection")."""
+    pos = {f: i for i, f in enumerate(uni)}
+    ranks = np.vstack([_desc_ranks(np.array([run.oos[w][f].sharpe for f in uni])) for w in wins])
+    mean_rank = ranks.mean(axis=0)
     counts = Counter(chosen)
     top = max(counts.values())
-    return next(f for f in reversed(chosen) if counts[f] == top)
-
-
-def _per_period_sharpe(r: np.ndarray) -> float:
-    if r.size < 2:
-        return 0.0
-    sd = float(np.std(r, ddof=1))
-    return float(np.mean(r) / sd) if sd > 0.0 and math.isfinite(sd) else 0.0
+    tied = sorted((f for f in counts if counts[f] == top), key=lambda f: (mean_rank[pos[f]], pos[f]))
+    best = tied[0]
+    first = chosen.index(best)
+    after = np.concatenate([run.oos[w][best].returns for w in wins[first:]])
+    psr_after = None
+    try:
+        mom = sharpe_moments(after)
+        psr_after = probabilistic_sharpe(mom.sr, mom.t, mom.skew, mom.kurt)
+    except ValueError:
+        pass
+    rows = sorted(counts, key=lambda f: (-counts[f], mean_rank[pos[f]], pos[f]))
+    report = {
+        "rule": ("the combo chosen in the most windows; a tie is broken by the best (lowest) mean OOS rank "
+                 "across all windows (rank 1 = the highest OOS Sharpe of the window among the N combos), "
+                 "then by grid order"),
+        "distinct_chosen": len(counts),
+        "chosen": [{"params": run.params(f), "times": int(counts[f]), "first_window": int(chosen.index(f)),
+                    "windows": [int(w) for w in wins if chosen[w] == f],
+                    "mean_oos_rank": float(mean_rank[pos[f]])} for f in rows],
+        "tied": [run.params(f) for f in tied] if len(tied) > 1 else [],
+        "applied": {
+            "params": run.params(best), "times": int(counts[best]), "first_window": int(first),
+            "judged_windows": len(wins) - first,
+            "oos_sharpe": annualised_sharpe(after),
+            "oos_consistency": float(np.mean([run.oos[w][best].ret > 0.0 for w in wins[first:]])),
+            "oos_psr": psr_after,
+            "oos_days": int(after.size),
+        },
+    }
+    return best, report
 
 
 def _aggregate(run: _Runner, n_done: int, settings: WalkForwardSettings, grading: GradingConfig,
@@ -400,22 +502,43 @@ def _aggregate(run: _Runner, n_done: int, settings: WalkForwardSettings, grading
     consistency = float(np.mean([run.oos[w][chosen[w]].ret > 0.0 for w in wins]))
     ratio = oos_sharpe / is_sharpe if is_sharpe > 0.0 else 0.0
 
-    combo_returns = [np.concatenate([run.oos[w][f].returns for w in wins]) for f in uni]
-    trial_sr = np.array([_per_period_sharpe(r) for r in combo_returns])
-    var_sr = float(np.var(trial_sr, ddof=1)) if n >= 2 else 0.0
-    dsr_value, psr_value = 0.0, None
+    psr_value = None
     try:
         mom = sharpe_moments(oos_r)
         psr_value = probabilistic_sharpe(mom.sr, mom.t, mom.skew, mom.kurt)
-        dsr_value = deflated_sharpe(mom.sr, mom.t, mom.skew, mom.kurt, max(n, 1), var_sr)
     except ValueError:
         pass                                                     # constant or too few returns
 
+    rng = np.random.default_rng(settings.seed)
+    per_window = [_window_dsr(run, w, uni, rng) for w in wins]
+    usable = [d for d in per_window if d is not None]
+    dsr_value = combine_selection_dsr(usable) if usable else 0.0
+    dsr_windows = [None if d is None else {
+        "window": w, "dsr": d.dsr, "sr": d.sr, "t": d.t, "skew": d.skew, "kurt": d.kurt,
+        "n_trials": d.n_trials, "n_eff": d.n_eff,
+        "mean_correlation": d.mean_correlation if math.isfinite(d.mean_correlation) else None,
+        "var_sharpes": d.var_sharpes, "sr0": d.sr0} for w, d in zip(wins, per_window)]
+    dsr_combined = {
+        "method": "mean of the per-window DSRs of the in-sample choice",
+        "dsr": dsr_value, "windows_used": len(usable),
+        "n_eff_mean": float(np.mean([d.n_eff for d in usable])) if usable else None,
+        "var_sharpes_mean": float(np.mean([d.var_sharpes for d in usable])) if usable else None,
+        "sr0_mean": float(np.mean([d.sr0 for d in usable])) if usable else None,
+        "n_trials": n,
+    }
+    progress(0.4)
+
+    combo_returns = [np.concatenate([run.oos[w][f].returns for w in wins]) for f in uni]
     cyc = np.concatenate([run.oos[w][chosen[w]].cycle_returns for w in wins])
-    p_value, underpowered = None, True
+    p_value, underpowered, boot_info = None, True, None
     try:
         boot = bootstrap_sharpe(cyc, n_sims=settings.n_boot, seed=settings.seed)
         p_value, underpowered = boot.p_value, boot.underpowered
+        boot_info = {"sharpe_per_cycle": boot.observed_sharpe,
+                     "ci_low": boot.ci_low if math.isfinite(boot.ci_low) else None,
+                     "ci_high": boot.ci_high if math.isfinite(boot.ci_high) else None,
+                     "ci_level": boot.ci_level, "p_value": boot.p_value, "n_cycles": boot.n_cycles,
+                     "block_length": boot.block_length}
     except ValueError:
         pass                                                     # < 2 cycles or all equal
 
@@ -424,9 +547,9 @@ def _aggregate(run: _Runner, n_done: int, settings: WalkForwardSettings, grading
         daily = np.column_stack(combo_returns)                   # (OOS days of all windows, N combos)
         if daily.shape[0] >= 4:
             pbo_value = cscv_pbo(daily, metric="sharpe", seed=settings.seed).pbo
-    progress(0.3)
+    progress(0.5)
 
-    best = _best_of(chosen)
+    best, selection = _selection(run, wins, uni, chosen)
     best_params = run.params(best)
     pos = {f: i for i, f in enumerate(uni)}
     combo_oos_sharpe = np.array([annualised_sharpe(r) for r in combo_returns])
@@ -436,10 +559,12 @@ def _aggregate(run: _Runner, n_done: int, settings: WalkForwardSettings, grading
         rets = [run.backtest_window(p, run.wins[w].oos_start, run.wins[w].oos_end).returns for w in wins]
         stab_rows.append((p, annualised_sharpe(np.concatenate(rets))))
     stab = stability_score(m0, [m for _, m in stab_rows[1:]])
+    stab_var = perturbation_variance(m0, [m for _, m in stab_rows[1:]])
     progress(0.9)
 
     criteria = Criteria(oos_sharpe=oos_sharpe, consistency=consistency, oos_is_ratio=ratio,
-                        dsr=min(1.0, max(0.0, dsr_value)), param_stability=0.0 if stab is None else stab)
+                        dsr=min(1.0, max(0.0, dsr_value)), param_stability=0.0 if stab is None else stab,
+                        stability_variance=stab_var)
     g = grade(criteria, grading)
     lo = int(np.searchsorted(c.ts, run.wins[0].is_start, "left"))
     hi = int(np.searchsorted(c.ts, run.wins[n_done - 1].oos_end, "left"))
@@ -461,61 +586,66 @@ def _aggregate(run: _Runner, n_done: int, settings: WalkForwardSettings, grading
         psr=psr_value, p_value=p_value, bootstrap_underpowered=underpowered, n_oos_cycles=int(cyc.size),
         pbo=pbo_value, stability=stab_rows, evaluations=run.evaluations,
         data_first_ts=int(c.ts[lo]) if hi > lo else None, data_last_ts=int(c.ts[hi - 1]) if hi > lo else None,
+        dsr_windows=dsr_windows, dsr_combined=dsr_combined, selection=selection, bootstrap=boot_info,
     )
 
 
-def build_space(grid: Mapping[str, list], base_params: Mapping[str, object] | None = None) -> GridSpace:
-    """The search grid over the five envelope_dca parameters: `grid` values, and for a parameter
-    missing from `grid` its `base_params` value (default: the spec's example params).
+def build_space(grid: Mapping[str, list], base_params: Mapping[str, object] | None = None,
+                strategy: str = "envelope_dca") -> GridSpace:
+    """The search grid over every parameter of `strategy` (model field order): `grid` values,
+    and for a parameter missing from `grid` its `base_params` value (default: envelope_dca's
+    spec example params, the other strategies' model defaults).
 
     Raises:
-        UsageError: `grid` names a parameter that is not one of the five, or a value is not a number.
+        UsageError: unknown strategy, `grid` names a parameter the strategy does not have, or
+            a value is not a number.
     """
-    unknown = set(grid) - set(PARAM_NAMES)
-    if unknown:
-        raise UsageError(f"parameter grid: unknown parameters {sorted(unknown)}; expected {', '.join(PARAM_NAMES)}")
-    base = {**DEFAULT_PARAMS, **dict(base_params or {})}
-    return GridSpace.from_grid({n: list(grid[n]) if n in grid else [base[n]] for n in PARAM_NAMES})
+    return grid_space(strategy, grid, base_params)
 
 
 def walk_forward(candles: Candles, strategy: str, grid: Mapping[str, list], *,
                  base_params: Mapping[str, object] | None = None, account: Account = Account(),
                  settings: WalkForwardSettings = WalkForwardSettings(), grading: GradingConfig | None = None,
                  progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
-                 ) -> WalkForwardResult:
+                 funding: tuple[np.ndarray, np.ndarray] | None = None) -> WalkForwardResult:
     """Walk-forward optimisation of one strategy on one candle series (module docstring).
 
     Args:
         candles: the whole series (ms UTC open times), e.g. 1h BTC/USDT.
-        strategy: "envelope_dca" or "envelope_dca_short".
+        strategy: one of `STRATEGIES` (envelope_dca, envelope_dca_short, vwap_rsi, momentum,
+            bollinger_mr, donchian_breakout, supertrend, funding).
         grid: {parameter: values} (`config/param_grids.yaml`); parameters left out take
-            `base_params` (the configured params) or the spec's defaults.
+            `base_params` (the configured params) or the strategy's defaults.
         account: capital (USDT), leverage and fees of every backtest.
         settings: windows, sample size, seed, bootstrap sims, perturbations.
         grading: the grading config (default: the packaged `config/grading.yaml`).
         progress: called on the calling thread with (fraction 0..1, phase, window 1-based,
             n_windows); phases "window" (after each window) and "statistics".
         should_stop: polled before each window; when it returns True the run stops there.
+        funding: (ts int64 ms UTC, rate per interval) of the perpetual's funding rates, sorted;
+            required by `funding`, ignored by the other strategies.
 
     Returns:
         `WalkForwardResult` with `complete=True`.
 
     Raises:
         UsageError: unknown strategy or parameter, bad window lengths, data shorter than one
-            window, or a grid without one valid combo.
+            window, a grid without one valid combo, or `funding` without funding rates.
         WalkForwardCancelled: `should_stop` returned True; `.partial` holds the result of the
             completed windows (`complete=False`), or None before the first.
     """
     if strategy not in STRATEGIES:
         raise UsageError(f"walk-forward: unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-    space = build_space(grid, base_params)
+    space = build_space(grid, base_params, strategy)
+    evaluator = evaluator_for(strategy, account, funding)
     wins = windows_for(candles, tf_ms(candles.timeframe), settings.is_days, settings.oos_days, settings.step_days)
     grading = grading if grading is not None else load_grading_config()
-    run = _Runner(candles, strategy, space, account, wins)
+    run = _Runner(candles, strategy, space, account, wins, evaluator)
     sample = lhs_sample(space, settings.max_points, settings.seed, run.valid)
     if not sample:
         raise UsageError(f"walk-forward: no valid combo in the grid of {strategy} (every combo breaks a rule "
-                         "of its parameter model, e.g. envelope_start + (num_levels - 1) * envelope_step < 1)")
+                         "of its parameter model, e.g. envelope_start + (num_levels - 1) * envelope_step < 1 "
+                         "or fast_ema < slow_ema)")
     n = len(wins)
     report = progress or (lambda *_: None)
     report(0.0, "window", 0, n)

@@ -331,7 +331,7 @@ async def test_job_submit_and_cancel_over_the_api(tmp_path: Path, candles) -> No
                 rec = await asyncio.wait_for(mgr.wait(job_id), 10)
                 assert rec.state == "cancelled"
                 for bad, status, code, words in [
-                    ({**form, "strategy": "momentum"}, 400, "bad_job", "the walk-forward supports envelope_dca"),
+                    ({**form, "strategy": "nope"}, 400, "bad_job", "the walk-forward supports envelope_dca"),
                     ({**form, "window": 3}, 400, "bad_job", "unknown job argument(s) 'window'"),
                     ({**form, "timeframe": "7x"}, 400, "bad_job", "unknown timeframe '7x'"),
                     ({**form, "is_days": 0}, 400, "bad_job", "is_days must be an integer >= 1"),

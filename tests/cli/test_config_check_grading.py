@@ -37,17 +37,19 @@ def test_the_summary_lists_the_grading_file(config_dir: Path, capsys: pytest.Cap
     code, out, err = _check(capsys, config_dir)
     assert (code, err) == (0, "")
     flat = " ".join(out.split())
-    assert f"grading: {config_dir / 'grading.yaml'}: weights oos_sharpe 0.3, consistency 0.2" in flat
-    assert "A >= 85, B >= 70, C >= 55, D >= 40; 2 caps" in flat
+    assert (f"grading: {config_dir / 'grading.yaml'}: profile roadmap: weights oos_sharpe 0.25, "
+            "consistency 0.25, oos_is_ratio 0.2, dsr 0.15, stability_variance 0.15" in flat)
+    assert "A >= 90, B >= 80, C >= 70, D >= 60; 0 caps" in flat
 
 
 @pytest.mark.parametrize("old, new, message", [
-    ("  oos_sharpe: 0.30", "  oos_sharpe: 0.40",
-     "grading.yaml: weights: expected weights summing to 1, got 1.1 (line 5)"),
-    ("    - {at: 0.95, score: 1.0}", "    - {at: 0.95, score: 2.0}",
-     "grading.yaml: bands.dsr.2.score: expected a value <= 1, got 2.0"),
-    ("  D: 40\n", "", "grading.yaml: grades.D: "),
-    ("    max_grade: D", "    max_grade: E", "grading.yaml: caps.1.max_grade: "),
+    ("      oos_sharpe: 0.30", "      oos_sharpe: 0.40",
+     "grading.yaml: profiles.strict.weights: expected weights summing to 1, got 1.1 (line 45)"),
+    ("        - {at: 0.95, score: 1.0}", "        - {at: 0.95, score: 2.0}",
+     "grading.yaml: profiles.strict.bands.dsr.2.score: expected a value <= 1, got 2.0"),
+    ("      D: 40\n", "", "grading.yaml: profiles.strict.grades.D: "),
+    ("        max_grade: D", "        max_grade: E", "grading.yaml: profiles.strict.caps.1.max_grade: "),
+    ("default_profile: roadmap", "default_profile: lenient", "grading.yaml: expected default_profile to name a profile (roadmap, strict)"),
 ])
 def test_a_bad_grading_yaml_is_one_line_exit_2(config_dir: Path, capsys: pytest.CaptureFixture[str],
                                                old: str, new: str, message: str) -> None:

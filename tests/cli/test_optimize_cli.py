@@ -72,7 +72,9 @@ def test_json_output_shape(runs: dict) -> None:
     (r,) = out["results"]
     assert r["symbol"] == "BTC/USDT" and r["market"] == "spot" and r["complete"] is True
     assert r["grade"] in ("A", "B", "C", "D", "F") and 0.0 <= r["score"] <= 100.0
-    assert set(r["criteria"]) == CRITERIA
+    assert set(r["criteria"]) == CRITERIA | {"stability_variance"}
+    assert r["grading_profile"] == "roadmap" and r["selection"]["applied"]["params"] == r["best_params"]
+    assert r["dsr_detail"]["windows_used"] >= 1 and r["dsr_detail"]["n_eff_mean"] >= 1
     assert 0.0 <= r["criteria"]["consistency"] <= 1.0 and 0.0 <= r["criteria"]["param_stability"] <= 1.0
     assert r["dsr"] == r["criteria"]["dsr"] and 0.0 <= r["dsr"] <= 1.0
     assert set(r["best_params"]) == PARAMS
@@ -162,7 +164,7 @@ def test_apply_refuses_a_symbol_outside_assets_and_unknown_ids(runs: dict, tmp_p
 
 def test_run_errors_are_named(tmp_path: Path) -> None:
     db = str(tmp_path / "radar.db")
-    code, _, err = _radar("--db", db, "optimize", "--strategy", "momentum", "--symbols", "BTC/USDT",
+    code, _, err = _radar("--db", db, "optimize", "--strategy", "nope", "--symbols", "BTC/USDT",
                           "--timeframe", "1h")
     assert code == 2 and "supports envelope_dca, envelope_dca_short" in err
     code, _, err = _radar("--db", db, "optimize", "--strategy", "envelope_dca", "--timeframe", "1h")
@@ -186,8 +188,8 @@ def test_resolve_series_matches_files_to_symbols(tmp_path: Path) -> None:
         resolve_series(["SOL/USDT", "BTC/USDT"], None, None, [btc, eth])
     with pytest.raises(UsageError, match="several timeframes"):
         resolve_series([], None, None, [btc, eth4])
-    with pytest.raises(UsageError, match="--timeframe 4h but --data .* holds 1h"):
-        resolve_series(["BTC/USDT"], "4h", None, [btc])
+    with pytest.raises(UsageError, match="--timeframe 15m: the data holds 1h candles, which cannot be resampled"):
+        resolve_series(["BTC/USDT"], "15m", None, [btc])          # 4h would be resampled (issue 13)
     tf, series = resolve_series(["BTC/USDT", "ETH/USDT"], "1h", None, [])
     assert series == [{"symbol": "BTC/USDT", "market": "spot", "file": None},
                       {"symbol": "ETH/USDT", "market": "spot", "file": None}]

@@ -306,8 +306,8 @@ def test_progress_is_monotone_and_ends_at_one() -> None:
 
 def test_bad_inputs_are_named() -> None:
     c = planted_candles(80)
-    with pytest.raises(UsageError, match="unknown strategy 'momentum'"):
-        walk_forward(c, "momentum", PLANTED_GRID, settings=SHORT)
+    with pytest.raises(UsageError, match="unknown strategy 'nope'"):
+        walk_forward(c, "nope", PLANTED_GRID, settings=SHORT)
     with pytest.raises(UsageError, match="unknown parameters \\['ma_len'\\]"):
         walk_forward(c, "envelope_dca", {"ma_len": [5]}, settings=SHORT)
     with pytest.raises(UsageError, match="setting seed must be an integer >= 0, got -1"):

@@ -24,7 +24,7 @@ def _grid_text(app) -> tuple[str, int, object]:
 
 
 async def test_attached_grid_has_the_fills_cycles_and_chart_of_the_in_process_one(tmp_path: Path) -> None:
-    async with GatedRun(tmp_path / "radar.db", btc_candles(), start=REOPENED_AT + 1) as run:
+    async with GatedRun(tmp_path / "radar.db", btc_candles(), start=REOPENED_AT + 1, config_dir=tmp_path) as run:
         r = run.runner
         assert r.cycles and r.position()["qty"] > 0, "candle 39: one closed cycle and a new one open"
         entry = [f for f in r.book.fills if f.kind == "entry"][-1]
@@ -38,6 +38,7 @@ async def test_attached_grid_has_the_fills_cycles_and_chart_of_the_in_process_on
         try:
             assert isinstance(remote.snapshot(), SnapshotView)
             app = AttachedRadarApp(remote, host_name="t", actor="console:test", freeze_gc=False)
+            assert app.config_dir == tmp_path               # where the results view writes an applied result
             async with app.run_test(size=(160, 48)) as pilot:
                 await pilot.press("2")
                 await eventually(lambda: fmt_price(entry.price) in _grid_text(app)[0] and _grid_text(app)[1] >= 1,

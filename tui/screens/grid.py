@@ -223,9 +223,6 @@ class GridScreen(RunnerControls, RadarScreen):
     def selected_runner(self) -> tuple[str, str] | None:
         return (self.symbol, self._strategy) if self.symbol and self._strategy else None
 
-    def confirm_text(self, action: Action) -> str:
-        return self.runner_confirm_text(action) or super().confirm_text(action)
-
     def show_symbol(self, symbol: str, strategy: str | None = None) -> None:
         """Show the grid of `symbol` (its runner of `strategy`, else its first one): what the
         Scanner's `g` calls. Painted now when the screen is mounted, else when it is shown."""

@@ -306,7 +306,19 @@ class JobsScreen(RadarScreen):
 
 
 class ResultsScreen(Screen):
-    """A finished job's results (module docstring); `s` next symbol, `x` / `y` heatmap axes."""
+    """A finished job's results (module docstring); `s` next symbol, `x` / `y` heatmap axes,
+    `a` apply the shown result.
+
+    Apply (`a`, asks first, naming the strategy, the symbol it goes to, the params and the
+    grade): writes the best params into `<config_dir>/strategies.yaml` as `radar optimize
+    --apply` does (`core.optimize.apply.apply_stored`: grade at least C, complete, backup kept).
+    The symbol: the result's when it is in assets.yaml, else the only asset of its pair (a spot
+    result goes to its perpetual, BTC/USDT -> BTC/USDT:USDT, said in the question); else
+    refused. Then, when the engine runs that strategy on that symbol, `apply_params` is sent
+    through the app's port (audited): "applied now" / "pending until flat" / its refusal. A
+    read-only console refuses. `config_dir`: the argument, else the app's `config_dir`, else the
+    packaged config.
+    """
 
     SCREEN_TITLE = "Job results"
     #: its keys, for the app's `?` help and `:` palette (the bindings are built from them)
@@ -314,6 +326,8 @@ class ResultsScreen(Screen):
         Action("heatmap-x", "x", "Heatmap: the next parameter across", "axis(0)", readonly_ok=True),
         Action("heatmap-y", "y", "Heatmap: the next parameter down", "axis(1)", readonly_ok=True),
         Action("next-result", "s", "Show the next symbol's result of this job", "next_result", readonly_ok=True),
+        Action("apply-result", "a", "Apply the shown result's best params (strategies.yaml + the running "
+               "engine; asks first)", "apply_result", destructive=True),
         Action("close", "escape", "Back to the Jobs screen", "close", readonly_ok=True),
     )
     BINDINGS = [Binding(a.key, a.method, a.description) for a in ACTIONS]
@@ -322,6 +336,7 @@ class ResultsScreen(Screen):
     ResultsScreen #res-head { height: auto; padding: 0 1; border-bottom: solid $primary; }
     ResultsScreen #res-combos { height: 13; }
     ResultsScreen #res-heat { height: auto; }
+    ResultsScreen #res-apply { height: auto; padding: 0 1; }
     """
 
     class Loaded(Message):
@@ -329,10 +344,13 @@ class ResultsScreen(Screen):
             super().__init__()
             self.results = results
 
-    def __init__(self, manager: Any, job_id: int) -> None:
+    def __init__(self, manager: Any, job_id: int, config_dir: Any = None) -> None:
         super().__init__()
         self.manager = manager
         self.job_id = job_id
+        self.config_dir = config_dir
+        #: the outcome of the last apply, one line ("" before any)
+        self.apply_outcome = ""
         self.results: list[tuple[dict, list[dict]]] = []
         self.index = 0
         self.params: list[str] = []
@@ -340,6 +358,7 @@ class ResultsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(f"loading the results of job {self.job_id}…", id="res-head")
+        yield Static("", id="res-apply")
         yield DataTable(id="res-combos", cursor_type="row")
         yield Heatmap(id="res-heat")
 
@@ -419,4 +438,94 @@ class ResultsScreen(Screen):
         if self.results:
             self.index = (self.index + 1) % len(self.results)
             self._show()
+
+    # ---------------------------------------------------------------- apply
+    def _config_dir(self) -> Any:
+        from core.paths import DEFAULT_CONFIG_DIR
+
+        return self.config_dir or getattr(self.app, "config_dir", None) or DEFAULT_CONFIG_DIR
+
+    def _said(self, text: str, severity: str = "information") -> None:
+        self.apply_outcome = text
+        self.query_one("#res-apply", Static).update(Text(text))
+        self.notify(text, severity=severity, timeout=8)
+
+    def apply_question(self) -> tuple[str, str] | None:
+        """(the confirmation question, the symbol the shown result goes to), or None after saying
+        why it cannot be applied (no result, or no asset of its pair in assets.yaml)."""
+        from core.optimize.apply import default_target
+
+        if not self.results:
+            self._said("no result to apply", "warning")
+            return None
+        res = self.results[self.index][0]
+        try:
+            target = default_target(self._config_dir(), res["symbol"])
+        except RadarError as exc:
+            self._said(f"not applied: {exc}", "error")
+            return None
+        if target is None:
+            self._said(f"not applied: neither {res['symbol']} nor a single asset of its pair is in assets.yaml; "
+                       f"apply it explicitly with `radar optimize --apply {res['id']} --to SYMBOL`", "error")
+            return None
+        params = ", ".join(f"{k}={v}" for k, v in res["best_params"].items())
+        where = target if target == res["symbol"] else f"{target} (a {res['symbol']} result, to its perpetual)"
+        question = (f"Apply {res['strategy']} on {where}: {params}?\n"
+                    f"Result {res['id']} ({res['timeframe']}), GRADE {res['grade']} (score {res['score']:.1f}). "
+                    "Writes strategies.yaml (backup kept) and sends the params to the running engine.")
+        return question, target
+
+    def action_apply_result(self) -> None:
+        if getattr(self.app, "readonly", False) or getattr(getattr(self.app, "api", None), "readonly", False):
+            self._said("read-only console: apply-result is disabled", "warning")
+            return
+        asked = self.apply_question()
+        if asked is None:
+            return
+        question, target = asked
+        res = self.results[self.index][0]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.apply_shown(res, target), name="apply-result", group="apply-result")
+            else:
+                self._said("apply-result: cancelled, nothing done")
+
+        self.app.push_screen(ConfirmModal(question), answered)
+
+    async def apply_shown(self, res: dict, target: str) -> str:
+        """Write strategies.yaml, then tell the engine through the port; returns the outcome line."""
+        import asyncio
+
+        from core.api.protocol import CommandRefused
+        from core.optimize.apply import apply_stored
+
+        to = target if target != res["symbol"] else None
+        try:
+            done = await asyncio.to_thread(apply_stored, res, self._config_dir(), to_symbol=to)
+        except RadarError as exc:
+            self._said(f"not applied: {exc}", "error")
+            return self.apply_outcome
+        wrote = f"wrote {done.strategy} override for {done.symbol} into {done.path} (backup {done.backup.name})"
+        port = getattr(self.app, "api", None)
+        runner = None
+        if port is not None and hasattr(port, "apply_params"):
+            try:
+                runner = port.snapshot().runner(done.symbol, done.strategy)
+            except Exception as exc:            # noqa: BLE001 - an unreachable engine: not told, said so
+                self._said(f"{wrote}; the engine was NOT told (its state could not be read: {exc})", "error")
+                return self.apply_outcome
+        if runner is None:
+            self._said(f"{wrote}; the engine does not run {done.strategy} on {done.symbol}: read at its next start")
+            return self.apply_outcome
+        actor = str(getattr(self.app, "actor", "console"))
+        try:
+            ans = await port.apply_params(actor, done.symbol, dict(done.params), done.strategy)
+        except (CommandRefused, RadarError) as exc:
+            self._said(f"{wrote}; the engine REFUSED the params: {exc}", "error")
+            return self.apply_outcome
+        said = {"applied": "applied now", "pending": "pending until flat",
+                "unchanged": "unchanged (it trades these params already)"}.get(ans.get("state"), str(ans.get("state")))
+        self._said(f"{wrote}; engine: {said}")
+        return self.apply_outcome
 

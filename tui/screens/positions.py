@@ -160,16 +160,6 @@ class PositionsScreen(RunnerControls, TableScreen):
             self._spark_len = len(session.equity)
             self.query_one(Sparkline).data = list(session.equity)
 
-    def selected_runner(self) -> tuple[str, str] | None:
-        key = self.selected_key()
-        if not key or "|" not in key:
-            return None
-        symbol, _, strategy = key.partition("|")
-        return symbol, strategy
-
-    def confirm_text(self, action: Action) -> str:
-        return self.runner_confirm_text(action) or super().confirm_text(action)
-
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.run_worker(self.action_radar("detail"), exclusive=True, group="detail")

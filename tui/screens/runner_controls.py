@@ -33,8 +33,17 @@ class RunnerControls:
     """Mixin for a RadarScreen that has a selected runner (see the module docstring)."""
 
     def selected_runner(self) -> tuple[str, str] | None:
-        """(symbol, strategy) of the runner the operator is on, or None (override)."""
-        return None
+        """(symbol, strategy) of the runner the operator is on, or None: by default the selected
+        row of a table screen, keyed "SYMBOL|strategy" (the Grid overrides it)."""
+        key = getattr(self, "selected_key", lambda: None)()
+        if not key or "|" not in key:
+            return None
+        symbol, _, strategy = key.partition("|")
+        return symbol, strategy
+
+    def confirm_text(self, action: Action) -> str:
+        """The runner commands' confirmations (`runner_confirm_text`), else the screen's own."""
+        return self.runner_confirm_text(action) or super().confirm_text(action)   # type: ignore[misc]
 
     def _runner_view(self) -> Any:
         sel = self.selected_runner()
@@ -60,8 +69,10 @@ class RunnerControls:
             return f"PAUSE {who}: cancel its {n} resting entry order(s) and place no new ones; {pos}."
         if not r.position.is_open:
             return f"CLOSE {who}: it has no open position; only its resting entries are cancelled."
-        return (f"CLOSE THE {r.position.side.upper() if r.position.side else ''} POSITION of {who} AT MARKET: "
-                f"{fmt_qty(r.position.qty)} @ avg {r.position.avg_entry:,.4f}, uPnL {r.position.unrealized:+,.2f} USDT; "
+        p = r.position
+        avg = "—" if p.avg_entry is None else f"{p.avg_entry:,.4f}"
+        return (f"CLOSE THE {(p.side or '').upper()} POSITION of {who} AT MARKET: "
+                f"{fmt_qty(p.qty)} @ avg {avg}, uPnL {p.unrealized:+,.2f} USDT; "
                 "its entries are cancelled. The kill switch is not touched.")
 
     async def _runner_command(self, what: str, call: Any) -> dict | None:

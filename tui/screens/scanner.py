@@ -103,16 +103,6 @@ class ScannerScreen(RunnerControls, TableScreen):
             )
         return rows
 
-    def selected_runner(self) -> tuple[str, str] | None:
-        key = self.selected_key()
-        if not key or "|" not in key:
-            return None
-        symbol, _, strategy = key.partition("|")
-        return symbol, strategy
-
-    def confirm_text(self, action: Action) -> str:
-        return self.runner_confirm_text(action) or super().confirm_text(action)
-
     def action_open_grid(self) -> None:
         key = self.selected_key()
         if key is None:

@@ -1,7 +1,11 @@
 """The new walk-forward job form (a modal) and a yes/no confirmation modal.
 
 `JobForm` dismisses with the job params (`core.jobs.optimize_job.optimize_params` output)
-or None on escape; bad input is shown in the form, which stays open.
+or None on escape; bad input is shown in the form, which stays open. Under "fixed values"
+every parameter of the chosen strategy has a field: empty, the walk-forward searches it (its
+grid of param_grids.yaml, shown as the placeholder); a number fixes it (the grid of that
+parameter becomes that single value; `core.optimize.fixed_params`), checked against the
+strategy's rules before the job starts.
 `ConfirmModal(question)` dismisses with True (y / the Yes button) or False (n, escape).
 """
 
@@ -29,6 +33,27 @@ def _date_ms(text: str) -> int | None:
     return int(d.timestamp() * 1000)
 
 
+def _number(name: str, text: str) -> int | float:
+    t = text.strip()
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        raise RadarError(f"fixed {name}: {text!r} is not a number (leave it empty to search it)") from None
+
+
+def _strategy_params(strategy: str) -> list[str]:
+    from core.strategies import registry
+
+    try:
+        return list(registry.create(strategy, {}).params)
+    except RadarError:
+        return []
+
+
 def _int(name: str, text: str) -> int:
     try:
         return int(text.strip())
@@ -38,7 +63,13 @@ def _int(name: str, text: str) -> int:
 
 class JobForm(ModalScreen):
     """Strategy, symbols (comma separated), market, timeframe, data file (optional: else the
-    store), date range (optional), IS/OOS/step days, max combos."""
+    store; a coarser timeframe than the file's resamples it), date range (optional), IS/OOS/step
+    days, max combos, and a fixed value per parameter of the strategy (optional).
+
+    Args:
+        defaults: field texts; "fixed": {param: value} pre-fills the fixed values.
+        config_dir: the config whose research grids the placeholders show.
+    """
 
     BINDINGS = [Binding("escape", "dismiss_none", "Close without starting"),
                 Binding("ctrl+s", "submit", "Start the job")]
@@ -52,14 +83,19 @@ class JobForm(ModalScreen):
     JobForm Input, JobForm Select { width: 1fr; }
     JobForm #form-error { color: $error; height: auto; }
     JobForm #form-buttons { height: auto; align-horizontal: right; }
+    JobForm .fixed-title { padding: 1 0 0 0; color: $text-muted; }
+    JobForm .fixed-group { height: auto; }
+    JobForm .fixed-group Label { width: 20; }
     """
 
-    def __init__(self, strategies: list[str] | None = None, defaults: dict | None = None) -> None:
+    def __init__(self, strategies: list[str] | None = None, defaults: dict | None = None,
+                 config_dir=None) -> None:
         super().__init__()
         if strategies is None:
             from core.strategies import registry
             strategies = registry.names()
         self.strategies = strategies
+        self.config_dir = config_dir
         self.defaults = {"strategy": strategies[0] if strategies else "", "symbols": "BTC/USDT",
                          "market": "spot", "timeframe": "1h", "file": "", "start": "", "end": "",
                          "is_days": "180", "oos_days": "60", "step_days": "60", "max_points": "500",
@@ -85,10 +121,52 @@ class JobForm(ModalScreen):
             yield self._row("OOS days", Input(d["oos_days"], id="f-oos"))
             yield self._row("step days", Input(d["step_days"], id="f-step"))
             yield self._row("max combos", Input(d["max_points"], id="f-max"))
+            yield Static("fixed values (empty: searched over the grid shown)", classes="fixed-title")
+            grids = self._grids()
+            fixed = d.get("fixed") or {}
+            for strat in self.strategies:
+                with Vertical(id=f"fix-{strat}", classes="fixed-group") as group:
+                    group.display = strat == d["strategy"]
+                    for name in _strategy_params(strat):
+                        grid = grids.get(strat, {}).get(name)
+                        hint = ("grid " + ", ".join(map(str, grid))) if grid else "not in the grid: configured"
+                        value = str(fixed.get(name, "")) if strat == d["strategy"] else ""
+                        yield self._row(name, Input(value, placeholder=hint, id=f"fix-{strat}-{name}"))
             yield Static("", id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Start", id="f-submit", variant="primary")
                 yield Button("Cancel", id="f-cancel")
+
+    def _grids(self) -> dict:
+        """The research grids of the config (placeholders only; {} when it cannot be read)."""
+        from core.paths import DEFAULT_CONFIG_DIR
+
+        try:
+            from core.config import load_config
+
+            return dict(load_config(self.config_dir or DEFAULT_CONFIG_DIR).param_grids)
+        except Exception:
+            return {}
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "f-strategy":
+            return
+        for strat in self.strategies:
+            self.query_one(f"#fix-{strat}", Vertical).display = strat == event.value
+
+    def fixed(self) -> dict:
+        """The fixed values of the chosen strategy's parameters ({} when all are searched).
+
+        Raises:
+            RadarError: a value that is not a number (naming the parameter).
+        """
+        strat = str(self.query_one("#f-strategy", Select).value)
+        out = {}
+        for name in _strategy_params(strat):
+            text = self.query_one(f"#fix-{strat}-{name}", Input).value
+            if text.strip():
+                out[name] = _number(name, text)
+        return out
 
     def params(self) -> dict:
         """The job params from the fields.
@@ -105,11 +183,22 @@ class JobForm(ModalScreen):
         if file is not None and len(symbols) != 1:
             raise RadarError("a data file holds one symbol: give exactly one symbol with it")
         series = [{"symbol": s, "market": market, "file": file} for s in symbols]
-        return optimize_params(str(self.query_one("#f-strategy", Select).value), v("f-timeframe").strip(), series,
+        timeframe = v("f-timeframe").strip()
+        if file is not None:                    # a file of finer candles is resampled into the timeframe
+            from core.data.freqtrade import parse_file_name
+
+            try:
+                own = parse_file_name(file).timeframe
+            except RadarError:
+                own = None
+            if own is not None and own != timeframe:
+                series[0]["timeframe"] = own
+        return optimize_params(str(self.query_one("#f-strategy", Select).value), timeframe, series,
                                start_ms=_date_ms(v("f-start")), end_ms=_date_ms(v("f-end")),
                                is_days=_int("IS days", v("f-is")), oos_days=_int("OOS days", v("f-oos")),
                                step_days=_int("step days", v("f-step")),
-                               max_points=_int("max combos", v("f-max")))
+                               max_points=_int("max combos", v("f-max")), fixed=self.fixed(),
+                               **({"config_dir": self.config_dir} if self.config_dir else {}))
 
     def action_submit(self) -> None:
         try:
