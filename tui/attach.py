@@ -34,6 +34,10 @@ from tui.remote import RemoteEngine
 
 log = logging.getLogger(__name__)
 
+#: repaints and snapshot reads of an attached console at most this often (it has its own process;
+#: each read costs the engine ~1-3 ms, and it reads only when engine events say something changed)
+ATTACHED_HZ = 20.0
+
 _CLOSE = "Close this console; the engine keeps running"
 #: the app actions of an attached console: `q` / `d` close it, `r` re-attaches
 ATTACHED_ACTIONS: tuple[Action, ...] = tuple(
@@ -56,6 +60,7 @@ class AttachedRadarApp(RadarApp):
                 Binding("r", "radar('reattach')", "Re-attach")]
 
     def __init__(self, remote: RemoteEngine, **kwargs: Any) -> None:
+        kwargs.setdefault("max_hz", ATTACHED_HZ)
         super().__init__(remote, **kwargs)
         self.remote = remote
 
@@ -105,7 +110,7 @@ async def run_attached(socket_path: str | Path, *, readonly: bool = False, headl
         EngineNotRunning: nobody listens on the socket (the message names it). EngineUnreachable,
             ProtocolMismatch: see `core.api.client`.
     """
-    remote = await RemoteEngine(socket_path, readonly=readonly).connect()
+    remote = await RemoteEngine(socket_path, readonly=readonly, max_hz=ATTACHED_HZ).connect()
     app = AttachedRadarApp(remote, readonly=readonly, **(app_kwargs or {}))
     loop = asyncio.get_running_loop()
     installed: list[int] = []
