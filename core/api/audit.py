@@ -14,7 +14,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core.model.clock import Clock, system_clock
 from core.storage.db import open_sync
@@ -48,9 +48,13 @@ class AuditLog:
     Raises (from `open`): StorageError when the database cannot be opened or migrated.
     """
 
-    def __init__(self, db_path: str | Path, clock: Clock = system_clock) -> None:
+    def __init__(self, db_path: str | Path, clock: Clock = system_clock,
+                 redact: Callable[[str], str] | None = None) -> None:
         self.db_path = Path(db_path)
         self.clock = clock
+        #: masks the run's secret values in what is stored (an operator pasting a key into a
+        #: reason must not put it in the database)
+        self.redact = redact or (lambda text: text)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-audit")
         self._conn: sqlite3.Connection | None = None
 
@@ -70,6 +74,7 @@ class AuditLog:
             sqlite3.Error / OSError: the row could not be written (do not run the command).
         """
         text = args if isinstance(args, str) else json.dumps(args, sort_keys=True, default=str)
+        text = self.redact(text)
         row = (self.clock(), os_user, uid, source, origin, command, text[:MAX_ARGS_CHARS], int(readonly))
 
         def write() -> int:
@@ -87,7 +92,7 @@ class AuditLog:
         Raises:
             sqlite3.Error / OSError: the row could not be updated.
         """
-        row = (outcome, status, message[:MAX_ARGS_CHARS], self.clock(), audit_id)
+        row = (outcome, status, self.redact(message)[:MAX_ARGS_CHARS], self.clock(), audit_id)
 
         def write() -> None:
             assert self._conn is not None, "audit log not opened"

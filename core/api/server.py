@@ -108,8 +108,9 @@ class ApiServer:
 
     def __init__(self, api: Any, socket_path: str | Path, *, db_path: str | Path | None = None,
                  ui: str = "headless", engine_uid: int | None = None, queue_limit: int = 1000,
-                 send_timeout_s: float = 5.0) -> None:
+                 send_timeout_s: float = 5.0, redact: Callable[[str], str] | None = None) -> None:
         self.api = api
+        self.redact = redact            # masks the run's secrets in the audit records
         self.socket_path = Path(socket_path)
         self.db_path = Path(db_path) if db_path is not None else None
         self.ui = ui
@@ -144,7 +145,7 @@ class ApiServer:
         if state == sockets.STALE:
             log.warning("replacing the stale API socket %s (an engine that did not stop cleanly)", path)
         if self.db_path is not None:
-            self.audit = await AuditLog(self.db_path).open()
+            self.audit = await AuditLog(self.db_path, redact=self.redact).open()
         try:
             sock, self._ident = sockets.bind_private(path)
             self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)

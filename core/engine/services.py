@@ -257,7 +257,7 @@ class RunServices:
             if api:
                 from core.api.server import start_api_server
 
-                s.api = await start_api_server(engine, db_path, s, ui=mode, config_dir=config_dir)
+                s.api = await start_api_server(engine, db_path, s, ui=mode, config_dir=config_dir, redact=redact)
                 if s.control is not None:            # Telegram's commands: audited like the CLI's
                     s.control.commands = s.api.run_command
             await s._start_metrics()

@@ -1,9 +1,11 @@
-"""`radar run` masks the secrets' values in every log it writes: the JSON-lines run log and the
-trade log. A command's reason carrying an API key (an operator pasting the wrong thing) reaches
-both logs through the engine API; the key must appear in neither, "***" in its place."""
+"""`radar run` masks the secrets' values in every log it writes (the JSON-lines run log, the trade
+log) and in its database. A command's reason carrying an API key (an operator pasting the wrong
+thing) reaches the logs and the command audit through the engine API; the key must appear in
+none of them, "***" in its place."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 
@@ -41,3 +43,7 @@ def test_secrets_are_masked_in_the_run_log_and_the_trade_log(tmp_path) -> None:
     for text in (run_log, trade_log, (tmp_path / "stderr").read_text()):
         assert KEY not in text and SECRET not in text
     assert "pasted *** by mistake" in run_log
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT command, args, message FROM api_audit").fetchall()
+    assert rows and any(cmd == "kill" and "pasted *** by mistake" in args for cmd, args, _ in rows), rows
+    assert not any(KEY in (args or "") or KEY in (msg or "") for _, args, msg in rows), rows
