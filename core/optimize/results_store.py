@@ -119,6 +119,13 @@ def _detail(result: WalkForwardResult) -> dict[str, Any]:
                      "searched": r.searched, "is_sharpe": r.is_sharpe, "oos_return": r.oos_return,
                      "oos_sharpe": r.oos_sharpe, "oos_cycles": r.oos_cycles} for r in result.windows],
         "stability": [{"params": p, "oos_sharpe": m} for p, m in result.stability],
+        # which grading profile graded it, the DSR's per-window trials (N_eff, V), how the applied
+        # combo was selected, the bootstrap's CI: kept with the result (older rows lack them)
+        "grading_profile": getattr(result.grade, "profile", None),
+        "caps_binding": list(getattr(result.grade, "caps_binding", []) or []),
+        "dsr_detail": {**(getattr(result, "dsr_combined", None) or {}), "windows": getattr(result, "dsr_windows", None)},
+        "selection": getattr(result, "selection", None),
+        "bootstrap": getattr(result, "bootstrap", None),
     }
 
 

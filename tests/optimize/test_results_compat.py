@@ -24,9 +24,11 @@ def test_new_result_round_trips_and_an_old_row_loads(tmp_path: Path) -> None:
         rid = save_result(conn, res, git_rev="test")
         row = get_result(conn, rid)
         assert row.grade == res.grade.grade and row.dsr == res.criteria.dsr
+        detail = result_detail(conn, rid)                   # the grading and DSR detail are kept with it
+        assert detail["grading_profile"] == "roadmap" and detail["selection"] == json.loads(json.dumps(s["selection"]))
+        assert detail["dsr_detail"]["windows"] and detail["bootstrap"]["ci_low"] == s["bootstrap"]["ci_low"]
         # an older row: detail without the new keys, as stored before issue 13
-        detail = result_detail(conn, rid)
-        for k in ("uncapped_grade",):
+        for k in ("uncapped_grade", "grading_profile", "dsr_detail", "selection", "bootstrap", "caps_binding"):
             detail.pop(k, None)
         conn.execute("UPDATE optimization_results SET detail = ? WHERE id = ?", (json.dumps(detail), rid))
         conn.commit()
