@@ -91,15 +91,31 @@ class EngineAlerts:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        """Start the bridge as a plain task whose death is logged at CRITICAL. Not under the
+        engine's supervisor: it stops with the engine, and cancelling this task inside an
+        `await self.handle(ev)` would lose the alert in flight; it ends by `close()` instead,
+        after every queued event (each event's failure is caught and counted in `_run`)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="engine-alerts")
+            from core.engine.supervisor import spawn_service
+
+            self._task = spawn_service(None, "engine-alerts", self._run, subsystem="alerts", critical=True)
 
     async def close(self) -> None:
         """Stop after every queued event has become an alert (call once the engine stopped)."""
         self.sub.close()                       # iteration ends after the queued events
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        while True:
+            try:
+                ev = self.sub.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            try:
+                await self.handle(ev)
+            except Exception as exc:
+                self.failures += 1
+                log.error("alert for %s failed: %s", type(ev).__name__, exc)
 
     async def drain(self) -> None:
         """Wait until the events queued so far are handled (tests)."""

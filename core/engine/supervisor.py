@@ -576,3 +576,27 @@ class Supervisor:
         if bad:
             return Check.degraded("; ".join(f"task {e.name} {e.state}: {e.last_error}" for e in bad), **metrics)
         return Check.ok(**metrics)
+
+
+def spawn_service(engine: Any, name: str, factory: Callable[[], Awaitable[Any]], *, subsystem: str,
+                  critical: bool = False) -> asyncio.Task:
+    """Start a run service's background task (an event-bus bridge) under the engine's supervisor
+    when it has one that is running (a failure is logged, alerted, counted in health and the task
+    restarted), else as a plain task whose death is logged at CRITICAL (never silent). The
+    caller's `close()` drains what the task left once the engine stopped (the supervisor stops
+    with the engine, before the services close)."""
+    sup = getattr(engine, "supervisor", None)
+    if sup is not None:
+        try:
+            return sup.spawn(name, factory, subsystem=subsystem, critical=critical)
+        except RuntimeError:                         # the supervisor is stopping: a plain task
+            pass
+    task = asyncio.get_running_loop().create_task(factory(), name=name)
+
+    def died(t: asyncio.Task) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.critical("background task %s died: %s; its events are no longer handled", name,
+                         _describe(t.exception()))
+
+    task.add_done_callback(died)
+    return task

@@ -50,15 +50,29 @@ class TradeNotices:
         self._pnl = 0.0
 
     def start(self) -> None:
+        """Start the bridge (under the engine's supervisor when it has one: `spawn_service`)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="trade-notices")
+            from core.engine.supervisor import spawn_service
+
+            self._task = spawn_service(self.engine, "trade-notices", self._run, subsystem="telegram")
 
     async def close(self) -> None:
-        """Stop after the queued events are handled (call once the engine stopped)."""
+        """Stop after the queued events are handled (call once the engine stopped; what a task
+        stopped with the engine's supervisor left is handled here)."""
         self.sub.close()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        while True:
+            try:
+                ev = self.sub.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            try:
+                self.handle(ev)
+            except Exception as exc:
+                self.failures += 1
+                log.error("trade notice for %s failed: %s", type(ev).__name__, exc)
 
     async def _run(self) -> None:
         async for ev in self.sub:
