@@ -106,11 +106,7 @@ class EngineAlerts:
         task, self._task = self._task, None
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        while True:
-            try:
-                ev = self.sub.get_nowait()
-            except asyncio.QueueEmpty:
-                break
+        for ev in self.sub.take_queued():
             try:
                 await self.handle(ev)
             except Exception as exc:

@@ -279,11 +279,7 @@ class TradeLog:
                 await asyncio.wait_for(asyncio.shield(task), 10.0)
             except (TimeoutError, asyncio.CancelledError, Exception):
                 task.cancel()
-        while True:                            # what a cancelled task left (stopped with the engine)
-            try:
-                item = self.sub.get_nowait()
-            except asyncio.QueueEmpty:
-                break
+        for item in self.sub.take_queued():    # what a cancelled task left (stopped with the engine)
             self._handle(item)
         try:
             os.close(self._fd)

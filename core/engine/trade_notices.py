@@ -63,11 +63,7 @@ class TradeNotices:
         task, self._task = self._task, None
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        while True:
-            try:
-                ev = self.sub.get_nowait()
-            except asyncio.QueueEmpty:
-                break
+        for ev in self.sub.take_queued():
             try:
                 self.handle(ev)
             except Exception as exc:

@@ -258,6 +258,14 @@ class Subscription:
         if w is not None and not w.done():
             w.set_result(None)
 
+    def take_queued(self) -> list:
+        """Every event queued now, removed from the subscription (oldest first): what a closed
+        subscription's consumer left when its task was stopped."""
+        out = []
+        while self._items and self._items[0] is not _END:
+            out.append(self._items.popleft())
+        return out
+
     def get_nowait(self) -> Any:
         """The next event; raises asyncio.QueueEmpty when none is queued (or the stream ended)."""
         if not self._items or self._items[0] is _END:
