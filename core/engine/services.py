@@ -140,6 +140,16 @@ def executor_check(engine: Any):
     return check
 
 
+def _supervised(engine: Any, subsystem: str, critical: bool = False):
+    """A `spawn(name, factory) -> Task` for a service's background loop: run under the engine's
+    supervisor (a loop that dies is logged, alerted under `subsystem`, counted in health and
+    restarted; `critical` alerts at critical), or a plain task whose death is logged at CRITICAL
+    when the engine has no running supervisor (`core.engine.supervisor.spawn_service`)."""
+    from core.engine.supervisor import spawn_service
+
+    return lambda name, factory: spawn_service(engine, name, factory, subsystem=subsystem, critical=critical)
+
+
 @dataclass
 class RunServices:
     """See the module docstring. Attributes are None when a service is not used."""
@@ -217,6 +227,7 @@ class RunServices:
                 s.job_progress = JobProgress()
                 s.jobs.subscribe(s.job_progress.on_event)
             s.watchdog = Watchdog(alerts=s.alerts, interval_s=health_interval_s)
+            s.watchdog.spawn = _supervised(engine, "health", critical=True)
             stale = 30.0
             for src in engine.sources:              # a paced replay delivers a candle every tf/speed seconds
                 if src.replay:
@@ -229,6 +240,7 @@ class RunServices:
             s.probe = DatabaseProbe(db_path)
             s.watchdog.register("database", s.probe)
             s.lag = LoopLagSampler.from_settings(getattr(getattr(engine, "health", None), "loop_lag", None))
+            s.lag.spawn = _supervised(engine, "loop")
             s.lag.start()
             s.watchdog.register("loop", s.lag.check)
             if s.jobs is not None:
@@ -242,6 +254,7 @@ class RunServices:
                                                   jobs=s.jobs, watchdog=s.watchdog)
                 s.bot = TelegramBot.from_secrets(secrets, s.control, alerts=s.alerts,
                                                  settings=telegram_settings or telegram_settings_from_env())
+                s.bot.outbox.spawn = _supervised(engine, "telegram")
                 s.bot.start()
                 from core.engine.trade_notices import TradeNotices
 

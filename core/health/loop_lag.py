@@ -27,7 +27,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 from core.health.status import Check, format_seconds
 
@@ -89,6 +89,10 @@ class LoopLagSampler:
         self._clock = clock
         self._samples: deque[tuple[float, float]] = deque()  # (clock time, lag seconds)
         self._task: asyncio.Task[None] | None = None
+        #: how `start()` runs the background task: `spawn(name, factory) -> Task` (the engine
+        #: passes its supervisor's, which logs, alerts and restarts a task that dies); None: a
+        #: plain task
+        self.spawn: Callable[[str, Callable[[], Awaitable[None]]], asyncio.Task] | None = None
         #: Samples recorded since creation.
         self.total_samples = 0
 
@@ -115,7 +119,8 @@ class LoopLagSampler:
     def start(self) -> None:
         """Start sampling on the running loop (idempotent)."""
         if not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-sampler")
+            self._task = (self.spawn("loop-lag-sampler", self._run) if self.spawn is not None
+                          else asyncio.get_running_loop().create_task(self._run(), name="loop-lag-sampler"))
 
     async def stop(self) -> None:
         """Stop sampling (idempotent); the samples are kept."""

@@ -107,6 +107,10 @@ class Watchdog:
         self._orphans_done = False
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        #: how `start()` runs the background task: `spawn(name, factory) -> Task` (the engine
+        #: passes its supervisor's, which logs, alerts and restarts a task that dies); None: a
+        #: plain task
+        self.spawn: Callable[[str, Callable[[], Awaitable[None]]], asyncio.Task] | None = None
         #: Called with the new SubsystemHealth whenever a subsystem's status changes.
         self.listeners: HookSet[SubsystemHealth] = HookSet("health listener")
         #: Alert calls that failed (retried on the next round).
@@ -266,7 +270,8 @@ class Watchdog:
     def start(self) -> None:
         """Run a round now and then every `interval_s` seconds in a background task (idempotent)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="health-watchdog")
+            self._task = (self.spawn("health-watchdog", self._run) if self.spawn is not None
+                          else asyncio.get_running_loop().create_task(self._run(), name="health-watchdog"))
 
     @property
     def running(self) -> bool:

@@ -155,6 +155,10 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        #: how `start()` runs the background task: `spawn(name, factory) -> Task` (the engine
+        #: passes its supervisor's, which logs, alerts and restarts a task that dies); None: a
+        #: plain task
+        self.spawn: Callable[[str, Callable[[], Awaitable[None]]], asyncio.Task] | None = None
         self._current: OutgoingMessage | None = None
         self._retrying = False
         self._c = _Counters()
@@ -217,7 +221,8 @@ class Outbox:
     def start(self) -> None:
         """Start the drain task on the running loop (idempotent)."""
         if not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._drain(), name="telegram-outbox")
+            self._task = (self.spawn("telegram-outbox", self._drain) if self.spawn is not None
+                          else asyncio.get_running_loop().create_task(self._drain(), name="telegram-outbox"))
 
     async def stop(self, flush_timeout_s: float = 0.0) -> None:
         """Send what is queued for up to `flush_timeout_s` seconds, then stop the drain task.

@@ -41,3 +41,45 @@ async def test_a_supervised_service_task_is_restarted_after_a_failure() -> None:
     await asyncio.wait_for(done.wait(), 5)
     assert len(runs) == 2 and not task.done()
     await sup.stop()
+
+
+async def test_the_watchdog_loop_lag_and_outbox_loops_run_under_the_supervisor() -> None:
+    """The health watchdog, the loop-lag sampler and the Telegram outbox start their loops through
+    `spawn` (the run services pass the supervisor's): a loop that dies is restarted, and stop()
+    still ends it."""
+    from core.engine.services import _supervised
+    from core.health.loop_lag import LoopLagSampler
+    from core.health.watchdog import Watchdog
+    from core.telegram.outbox import Outbox
+
+    sup = Supervisor(EventBus(), sleep=lambda s: asyncio.sleep(0))
+    engine = SimpleNamespace(supervisor=sup)
+
+    async def send(msg) -> None:
+        return None
+
+    services = [Watchdog(interval_s=0.01), LoopLagSampler(interval_s=0.01), Outbox(send, max_size=4)]
+    for svc, name in zip(services, ("health", "loop", "telegram")):
+        runs: list[int] = []
+        restarted = asyncio.Event()
+        real = svc._run if hasattr(svc, "_run") else svc._drain
+
+        async def flaky(real=real, runs=runs, restarted=restarted) -> None:
+            runs.append(1)
+            if len(runs) == 1:
+                raise RuntimeError("loop bug")
+            restarted.set()
+            await real()
+
+        if hasattr(svc, "_run"):
+            svc._run = flaky
+        else:
+            svc._drain = flaky
+        svc.spawn = _supervised(engine, name)
+        svc.start()
+        await asyncio.wait_for(restarted.wait(), 5)
+        assert svc.running and len(runs) == 2, name
+        await svc.stop()
+        assert not svc.running, name
+    assert set(sup.tasks) >= {"health-watchdog", "loop-lag-sampler", "telegram-outbox"}
+    await sup.stop()
