@@ -104,7 +104,10 @@ class StateStore:
     # ---------------------------------------------------------------- transactions
     def begin(self) -> None:
         if not self.in_tx:
-            self.conn.execute("BEGIN")
+            # IMMEDIATE: take the write lock now (waiting up to busy_timeout). A plain BEGIN reads
+            # first and upgrades at its first write, which fails at once (SQLITE_BUSY, no retry)
+            # when another connection (the alert engine's thread) wrote in between.
+            self.conn.execute("BEGIN IMMEDIATE")
             self.in_tx = True
 
     def commit(self) -> None:
@@ -116,7 +119,7 @@ class StateStore:
         """Make everything recorded so far durable and keep a transaction open."""
         if self.in_tx:
             self.conn.execute("COMMIT")
-            self.conn.execute("BEGIN")
+            self.conn.execute("BEGIN IMMEDIATE")
 
     def rollback(self) -> None:
         if self.in_tx:
