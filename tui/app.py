@@ -69,6 +69,8 @@ SCREENS: tuple[tuple[int, str, str, str], ...] = (
     (4, "alerts", "tui.screens.alerts", "AlertsScreen"),
     (5, "jobs", "tui.screens.jobs", "JobsScreen"),
     (6, "health", "tui.screens.health", "HealthScreen"),
+    (7, "risk", "tui.screens.risk", "RiskScreen"),
+    (8, "performance", "tui.screens.performance", "PerformanceScreen"),
 )
 
 APP_ACTIONS: tuple[Action, ...] = tuple(

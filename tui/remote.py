@@ -37,7 +37,7 @@ from typing import Any
 from core.api.client import EngineClient, StreamDropped
 from core.api.protocol import (ApiClientError, ApiError, CommandRefused, EngineNotRunning, EngineUnreachable,
                                refusal_text)
-from core.api.views import GridStateView, PositionView, SnapshotView
+from core.api.views import GridStateView, PerformanceView, PositionView, RiskView, SnapshotView
 from core.errors import UsageError
 from core.events.bus import AlertEvent, EventBus, HealthEvent, Subscription
 from tui.remote_services import RemoteAlerts, RemoteHealth, RemoteJobs
@@ -402,6 +402,36 @@ class RemoteEngine:
             return await client.job_results(job_id)
         except ApiClientError as exc:
             raise CommandRefused(refusal_text(exc)) from None
+
+    async def performance(self, window_days: int = 30, max_points: int = 2000) -> PerformanceView:
+        """The book's performance (`GET /v1/performance`).
+
+        Raises:
+            CommandRefused: the engine refused (no equity yet, ...) or cannot be reached.
+        """
+        client = self.client
+        if client is None:
+            raise CommandRefused(f"not sent: {self.status_text() or 'not attached'}")
+        try:
+            wire = await client.performance(window_days, max_points)
+        except ApiClientError as exc:
+            raise CommandRefused(refusal_text(exc)) from None
+        return PerformanceView.from_wire(wire)
+
+    async def risk(self) -> RiskView:
+        """The risk of the book (`GET /v1/risk`).
+
+        Raises:
+            CommandRefused: the engine refused (not running, no runner) or cannot be reached.
+        """
+        client = self.client
+        if client is None:
+            raise CommandRefused(f"not sent: {self.status_text() or 'not attached'}")
+        try:
+            wire = await client.risk()
+        except ApiClientError as exc:
+            raise CommandRefused(refusal_text(exc)) from None
+        return RiskView.from_wire(wire)
 
     def events(self, kinds: Any = None, maxsize: int | None = None) -> Subscription:
         """A subscription to the engine's events as received over the socket (see the docstring)."""

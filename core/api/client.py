@@ -197,6 +197,20 @@ class EngineClient:
         """{overall, subsystems[...], loop_lag{...}}."""
         return await self._request("GET", f"{PREFIX}/health")
 
+    async def risk(self) -> dict:
+        """`EngineAPI.risk()`: the book's VaR/CVaR, worst case, scenarios and group exposure
+        (`core.risk.report.risk_report`); ApiError 409 "no_risk" while the engine is not running
+        or has no runner."""
+        return await self._request("GET", f"{PREFIX}/risk")
+
+    async def performance(self, window_days: int = 30, max_points: int = 2000) -> dict:
+        """`EngineAPI.performance()`: the book's equity/drawdown curves (at most `max_points`),
+        monthly returns, rolling Sharpe over `window_days` days, cycle statistics per asset and
+        the win/loss distribution (`core.performance.summary`); ApiError 409 "no_performance"
+        before any equity is recorded."""
+        return await self._request("GET", f"{PREFIX}/performance",
+                                   params={"window": str(int(window_days)), "points": str(int(max_points))})
+
     async def audit(self, limit: int = 50) -> list[dict]:
         """The newest audited commands first: {id, ts_ms, os_user, uid, source, origin, command, args,
         readonly, outcome, status, message, done_ms} (times ms UTC)."""

@@ -12,6 +12,8 @@ What the port offers (both implementations):
 * `events(kinds, maxsize)`: a `core.events.bus.Subscription` of engine events;
 * the run's services as attributes `alerts`, `jobs`, `health` (None when the run has none);
 * `await job_results(job_id)`: stored optimisation results;
+* `await performance(window_days, max_points)`: a `PerformanceView` of the book;
+* `await risk()`: a `RiskView` of the book (VaR/CVaR, worst case, scenarios, groups);
 * commands: `kill`, `resume`, `flatten`, `cancel_entries`, `pause`, `resume_runner`,
   `apply_params`: each returns the engine's result dict or raises
   `core.api.protocol.CommandRefused` with one line saying why;
@@ -30,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.api.protocol import CommandRefused
-from core.api.views import GridStateView, PositionView, SnapshotView, positions_from_wire
+from core.api.views import GridStateView, PerformanceView, PositionView, RiskView, SnapshotView, positions_from_wire
 from core.errors import RadarError
 
 #: `ApiServer.run_command`'s shape: (name, args, *, user, uid, source, origin, readonly) -> (status, body)
@@ -100,6 +102,28 @@ class LocalPort:
             raise CommandRefused("no job manager in this run")
         try:
             return await asyncio.to_thread(read_job_results, self.jobs, int(job_id))
+        except RadarError as exc:
+            raise CommandRefused(str(exc)) from None
+
+    async def performance(self, window_days: int = 30, max_points: int = 2000) -> PerformanceView:
+        """The book's performance (`EngineAPI.performance`).
+
+        Raises:
+            CommandRefused: no equity recorded yet, no runner, or a bad window.
+        """
+        try:
+            return PerformanceView.from_wire(await self.api.performance(window_days, max_points))
+        except RadarError as exc:
+            raise CommandRefused(str(exc)) from None
+
+    async def risk(self) -> RiskView:
+        """The risk of the book (`EngineAPI.risk`).
+
+        Raises:
+            CommandRefused: the engine is not running, has no runner, or the config is bad.
+        """
+        try:
+            return RiskView.from_wire(await self.api.risk())
         except RadarError as exc:
             raise CommandRefused(str(exc)) from None
 

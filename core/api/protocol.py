@@ -23,7 +23,7 @@ from typing import Any
 from core.errors import RadarError
 
 #: The protocol this engine serves and this client speaks.
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"  # 1.2: GET /v1/risk, /v1/performance; the snapshot's allocation
 PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
 #: Prefix of every versioned path.
 PREFIX = f"/v{PROTOCOL_MAJOR}"

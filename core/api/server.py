@@ -21,6 +21,8 @@ Endpoints (JSON unless said; errors `{"error": {"code", "message"}}`):
     GET  /v1/jobs                 (?limit=, default 50) [job]
     GET  /v1/jobs/{id}/results    [{result, combos}] stored optimisation results; 404 "unknown_job"
     GET  /v1/health               {overall, subsystems, loop_lag}
+    GET  /v1/performance          EngineAPI.performance (?window=days, ?points=); 409 "no_performance"
+    GET  /v1/risk                 EngineAPI.risk (VaR/CVaR, worst case, scenarios, groups); 409 "no_risk"
     GET  /v1/audit                (?limit=, default 50, 1 .. 1000) [audit record], newest first
     GET  /v1/events               websocket (`core.api.events`)
     GET  /v1/metrics, /metrics    Prometheus text (`core.api.metrics`)
@@ -194,6 +196,8 @@ class ApiServer:
         r.add_get(f"{PREFIX}/jobs", self._jobs)
         r.add_get(f"{PREFIX}/jobs/{{job_id}}/results", self._job_results)
         r.add_get(f"{PREFIX}/health", self._json(lambda q: self.api.health()))
+        r.add_get(f"{PREFIX}/performance", self._performance)
+        r.add_get(f"{PREFIX}/risk", self._risk)
         r.add_get(f"{PREFIX}/audit", self._audit)
         r.add_get(f"{PREFIX}/events", self._events)
         r.add_get(f"{PREFIX}/metrics", self._metrics)
@@ -293,6 +297,29 @@ class ApiServer:
         except UsageError as exc:
             return error_response(404, "unknown_job", str(exc))
         return web.json_response(rows, dumps=dumps)
+
+    async def _performance(self, request: web.Request) -> web.Response:
+        """`EngineAPI.performance` (?window=DAYS 2 .. 366, default 30; ?points=N 3 .. 20000, default
+        2000); 409 "no_performance" while no equity is recorded."""
+        q = request.query
+        window, points = q.get("window", "30"), q.get("points", "2000")
+        if not window.isdigit() or not 2 <= int(window) <= 366:
+            return error_response(400, "bad_argument", f"window must be a whole number 2 .. 366 (days), got {window!r}")
+        if not points.isdigit() or not 3 <= int(points) <= 20000:
+            return error_response(400, "bad_argument", f"points must be a whole number 3 .. 20000, got {points!r}")
+        try:
+            perf = await self.api.performance(int(window), int(points))
+        except UsageError as exc:
+            return error_response(409, "no_performance", str(exc))
+        return web.json_response(perf, dumps=dumps)
+
+    async def _risk(self, request: web.Request) -> web.Response:
+        """`EngineAPI.risk`; 409 "no_risk" while the engine is not running or has no runner."""
+        try:
+            rep = await self.api.risk()
+        except UsageError as exc:
+            return error_response(409, "no_risk", str(exc))
+        return web.json_response(rep, dumps=dumps)
 
     async def _audit(self, request: web.Request) -> web.Response:
         """The newest `api_audit` rows first (`core.api.audit.AuditRecord` fields; times ms UTC)."""

@@ -312,6 +312,9 @@ class SnapshotView:
     runners: tuple[RunnerView, ...] = ()
     finished: bool = False
     error: str = ""
+    #: the capital-allocation state (`core.risk.allocation_runtime.Allocator.snapshot`: policy,
+    #: pool USDT, weights by runner, halts), None when the engine runs no allocator
+    allocation: dict | None = None
 
     def symbols(self) -> list[str]:
         """The symbols traded, sorted, each once."""
@@ -339,9 +342,206 @@ class SnapshotView:
         return cls(str(d.get("mode") or "paper"), num(d.get("equity")), num(d.get("day_pnl")),
                    KillSwitchView.from_wire(d.get("kill_switch")), integer(d.get("candles")) or 0,
                    num(d.get("candles_per_s")) or 0.0, tuple(runners), bool(d.get("finished")),
-                   str(d.get("error") or ""))
+                   str(d.get("error") or ""), dict(_map(d.get("allocation"))) or None)
 
 
 def positions_from_wire(rows: Any) -> list[PositionView]:
     """`GET /v1/positions` / `EngineAPI.positions()` as views (the open ones)."""
     return [p for p in (PositionView.from_wire(r) for r in _list(rows)) if p.is_open]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStatsView:
+    """Cycle statistics of one asset ("all": every asset): cycles, average duration (ms), cycles
+    per week, win rate (fraction), total P&L (USDT); None where undefined."""
+
+    asset: str = ""
+    n_cycles: int = 0
+    avg_duration_ms: float | None = None
+    cycles_per_week: float | None = None
+    win_rate: float | None = None
+    total_pnl: float | None = None
+
+    @classmethod
+    def from_wire(cls, d: Any) -> CycleStatsView:
+        d = _map(d)
+        return cls(str(d.get("asset") or ""), integer(d.get("n_cycles")) or 0, num(d.get("avg_duration_ms")),
+                   num(d.get("cycles_per_week")), num(d.get("win_rate")), num(d.get("total_pnl")))
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceView:
+    """The book's performance (`EngineAPI.performance`, `GET /v1/performance`): curves (ts ms UTC,
+    equity USDT, drawdown fraction; points dropped when malformed), monthly returns ((year,
+    month, fraction)), rolling Sharpe (ts, value) over `window_days`, cycle stats per asset,
+    wins / losses, and the headline figures (fractions, USDT)."""
+
+    title: str = ""
+    start_equity: float | None = None
+    final_equity: float | None = None
+    total_return: float | None = None
+    max_drawdown: float | None = None
+    sharpe: float | None = None
+    ts: tuple[int, ...] = ()
+    equity: tuple[float, ...] = ()
+    drawdown: tuple[float, ...] = ()
+    monthly: tuple[tuple[int, int, float], ...] = ()
+    window_days: int = 0
+    sharpe_ts: tuple[int, ...] = ()
+    sharpe_values: tuple[float, ...] = ()
+    cycles: tuple[CycleStatsView, ...] = ()
+    n_win: int = 0
+    n_loss: int = 0
+    profit_factor: float | None = None
+
+    @classmethod
+    def from_wire(cls, d: Any) -> PerformanceView:
+        d = _map(d)
+        c, rs, wl = _map(d.get("curves")), _map(d.get("rolling_sharpe")), _map(d.get("win_loss"))
+        pts = [(integer(t), num(e), num(x)) for t, e, x in zip(_list(c.get("ts")), _list(c.get("equity")),
+                                                              _list(c.get("drawdown")))]
+        pts = [p for p in pts if None not in p]
+        months = [(integer(m.get("year")), integer(m.get("month")), num(m.get("ret")))
+                  for m in map(_map, _list(d.get("monthly")))]
+        sharpe = [(integer(t), num(v)) for t, v in zip(_list(rs.get("ts")), _list(rs.get("values")))]
+        sharpe = [p for p in sharpe if None not in p]
+        return cls(str(d.get("title") or ""), num(d.get("start_equity")), num(d.get("final_equity")),
+                   num(d.get("total_return")), num(d.get("max_drawdown")), num(d.get("sharpe")),
+                   tuple(p[0] for p in pts), tuple(p[1] for p in pts), tuple(p[2] for p in pts),  # type: ignore[misc]
+                   tuple(m for m in months if None not in m), integer(rs.get("window_days")) or 0,  # type: ignore[misc]
+                   tuple(p[0] for p in sharpe), tuple(p[1] for p in sharpe),  # type: ignore[misc]
+                   tuple(CycleStatsView.from_wire(x) for x in _list(d.get("cycles"))),
+                   integer(wl.get("n_win")) or 0, integer(wl.get("n_loss")) or 0, num(wl.get("profit_factor")))
+
+
+@dataclass(frozen=True)
+class VarFigureView:
+    """One VaR/CVaR figure: method "historical" | "monte_carlo", level (0.95, 0.99), var/cvar
+    (USDT one-day losses) and as fractions of the equity."""
+
+    method: str
+    level: float
+    var: float | None
+    cvar: float | None
+    var_fraction: float | None
+    cvar_fraction: float | None
+
+    @classmethod
+    def from_wire(cls, d: Any) -> VarFigureView:
+        d = _map(d)
+        return cls(str(d.get("method") or ""), num(d.get("level")) or 0.0, num(d.get("var")), num(d.get("cvar")),
+                   num(d.get("var_fraction")), num(d.get("cvar_fraction")))
+
+
+@dataclass(frozen=True)
+class WorstCaseView:
+    """One runner's worst case (every resting level filled, then the stop): loss USDT from the
+    cash now (None: unbounded, no stop on a short), loss_from_equity, levels_to_fill, note."""
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    side: str
+    levels_to_fill: int
+    stop: float | None
+    loss: float | None
+    loss_from_equity: float | None
+    unbounded: bool
+    note: str
+
+    @classmethod
+    def from_wire(cls, d: Any) -> WorstCaseView:
+        d = _map(d)
+        return cls(str(d.get("strategy") or ""), str(d.get("symbol") or ""), str(d.get("timeframe") or ""),
+                   str(d.get("side") or ""), integer(d.get("levels_to_fill")) or 0, num(d.get("stop")),
+                   num(d.get("loss")), num(d.get("loss_from_equity")), bool(d.get("unbounded")),
+                   str(d.get("note") or ""))
+
+
+@dataclass(frozen=True)
+class ScenarioView:
+    """One stress scenario on the book: window (ms UTC), available (else `reason`), loss at the
+    window's end and worst loss inside it (USDT and fractions of equity), `detail` per symbol."""
+
+    name: str
+    start_ms: int | None
+    end_ms: int | None
+    available: bool
+    loss: float | None
+    worst_loss: float | None
+    loss_fraction: float | None
+    worst_loss_fraction: float | None
+    reason: str
+    detail: str
+
+    @classmethod
+    def from_wire(cls, d: Any) -> ScenarioView:
+        d = _map(d)
+        parts = []
+        for x in map(_map, _list(d.get("runners"))):
+            mv = num(x.get("move"))
+            parts.append(f"{str(x.get('symbol') or '').split('/')[0]} "
+                         + ("?" if mv is None else f"{mv * 100:+.0f}%")
+                         + ("*" if x.get("proxy_used") else "") + (" SL" if x.get("stopped") else ""))
+        return cls(str(d.get("name") or ""), integer(d.get("start_ms")), integer(d.get("end_ms")),
+                   bool(d.get("available")), num(d.get("loss")), num(d.get("worst_loss")),
+                   num(d.get("loss_fraction")), num(d.get("worst_loss_fraction")), str(d.get("reason") or ""),
+                   ", ".join(parts))
+
+
+@dataclass(frozen=True)
+class GroupExposureView:
+    """Exposure of one correlation group: symbols, net and gross notional (USDT), gross as a
+    fraction of equity, Σ worst case (USDT, None: unbounded)."""
+
+    group: str
+    symbols: tuple[str, ...]
+    net_notional: float | None
+    gross_notional: float | None
+    gross_fraction: float | None
+    worst_case: float | None
+
+    @classmethod
+    def from_wire(cls, d: Any) -> GroupExposureView:
+        d = _map(d)
+        return cls(str(d.get("group") or ""), tuple(str(s) for s in _list(d.get("symbols"))),
+                   num(d.get("net_notional")), num(d.get("gross_notional")), num(d.get("gross_fraction")),
+                   num(d.get("worst_case")))
+
+
+@dataclass(frozen=True)
+class RiskView:
+    """The risk of the book (`EngineAPI.risk`, `GET /v1/risk`): equity (USDT), VaR/CVaR figures
+    (or `var_reason` when unavailable), worst case per runner and in total (None: unbounded),
+    stress scenarios, exposure per group, notes; as_of_ms / computed_ms ms UTC."""
+
+    as_of_ms: int | None = None
+    computed_ms: int | None = None
+    source: str = ""
+    equity: float | None = None
+    var_available: bool = False
+    var_reason: str = ""
+    var_days: int = 0
+    figures: tuple[VarFigureView, ...] = ()
+    worst_cases: tuple[WorstCaseView, ...] = ()
+    worst_total: float | None = None
+    worst_total_fraction: float | None = None
+    scenarios: tuple[ScenarioView, ...] = ()
+    groups: tuple[GroupExposureView, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def figure(self, method: str, level: float) -> VarFigureView | None:
+        """The VaR figure of `method` at `level`, or None."""
+        return next((f for f in self.figures if f.method == method and abs(f.level - level) < 1e-9), None)
+
+    @classmethod
+    def from_wire(cls, d: Any) -> RiskView:
+        d = _map(d)
+        v, w = _map(d.get("var")), _map(d.get("worst_case"))
+        return cls(integer(d.get("as_of_ms")), integer(d.get("computed_ms")), str(d.get("source") or ""),
+                   num(d.get("equity")), bool(v.get("available")), str(v.get("reason") or ""),
+                   integer(v.get("days")) or 0, tuple(VarFigureView.from_wire(f) for f in _list(v.get("figures"))),
+                   tuple(WorstCaseView.from_wire(c) for c in _list(w.get("runners"))), num(w.get("total")),
+                   num(w.get("total_fraction")), tuple(ScenarioView.from_wire(s) for s in _list(d.get("scenarios"))),
+                   tuple(GroupExposureView.from_wire(g) for g in _list(d.get("groups"))),
+                   tuple(str(n) for n in _list(d.get("notes"))))

@@ -36,7 +36,8 @@ def run_event_backtest(candles: Candles, strategy: str, params: dict, account: A
             For single-position strategies the engine is a
             `core.venues.sim.single_matching.SingleMatchingEngine`.
         funding: (ts int64 ms UTC, rate float64) funding-rate series, sorted; required by
-            `funding`, ignored by the others.
+            `funding` and `grid_funding`/`grid_funding_short`; for `liquidation` its open-interest
+            series (ts, oi) instead; ignored by the others.
 
     Returns:
         BacktestResult with `params` normalised, the closed cycles in order, per-candle
@@ -59,6 +60,7 @@ def run_event_backtest(candles: Candles, strategy: str, params: dict, account: A
         return run_single_backtest(candles, strat, account, observer=observer, funding=funding)
     if not isinstance(strat, GridStrategy):
         raise TypeError(f"{strategy}: the event engine drives grid and single-position strategies only")
+    strat.bind_market(candles.timeframe, funding)
     eng = create_matching_engine(strat, account)
     n = len(candles)
     ts = candles.ts.tolist()

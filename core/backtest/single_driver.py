@@ -38,7 +38,8 @@ def run_single_backtest(candles: Candles, strat: SinglePositionStrategy, account
         strat: a fresh strategy instance.
         account: capital (USDT), leverage, fees.
         observer: called as observer(t, engine) after candle t (before the end exit).
-        funding: (ts int64 ms, rate float64) funding series, for strategies that need one.
+        funding: the strategy's side series (ts int64 ms, value float64), sorted: the funding
+            rates of `funding`, the open interest of `liquidation`; None for the others.
 
     Returns:
         BacktestResult (cycles = trades, per-candle equity shape (n,), final_equity = cash).

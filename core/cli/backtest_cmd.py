@@ -2,6 +2,7 @@
 
     radar backtest --strategy NAME --symbol BTC/USDT --timeframe 1h [--market spot]
                    [--from DATE] [--to DATE] [--param KEY=VALUE ...] [--engine event|fast] [--json]
+                   [--report-html FILE]
     radar backtest --strategy NAME --data BTC_USDT-1h.json.gz [--timeframe TF] [...]
 
 Resampling: with --data, a --timeframe coarser than the file's (named) timeframe resamples
@@ -19,7 +20,8 @@ Account (capital, leverage, fees): `risk.yaml` when the config is there, else th
 defaults (10,000 USDT, 1x, 0.0002 / 0.0006).
 Output: a Rich table of the metrics and the last 10 cycles; with `--json` exactly the spec's
 JSON (`BacktestResult.to_spec_json()`, `../shared/specs/envelope_dca.md` "Outputs") and
-nothing else on stdout.
+nothing else on stdout. `--report-html FILE` also writes the HTML performance report
+(`core.performance.html_report`: quantstats tearsheet, curves, monthly table, cycle stats).
 Exit codes: 0 ok; 2 bad arguments, parameters, config or data; 1 other errors.
 """
 
@@ -66,6 +68,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="funding-rate file (BTC_USDT_USDT-8h-funding_rate.json.gz) for the `funding` "
                    "strategy; default: the stored funding rates of the symbol")
     p.add_argument("--json", action="store_true", help="print only the spec's result JSON")
+    p.add_argument("--report-html", type=Path, metavar="FILE",
+                   help="also write a standalone HTML performance report (core.performance.html_report)")
     p.set_defaults(func=cmd_backtest)
 
 
@@ -232,8 +236,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         market = args.market or ("futures" if ":" in args.symbol else "spot")
         candles = loading.load_from_store(args.db, args.symbol, market, args.timeframe, start, end)
 
-    funding = _funding_series(args, symbol, start, end) if args.strategy == "funding" else None
+    funding = (_funding_series(args, symbol, start, end)
+               if args.strategy in ("funding", "grid_funding", "grid_funding_short") else None)
+    if args.strategy == "liquidation":         # its side series: the open interest stored in --db
+        from core.engine.assembly import stored_open_interest
+
+        funding = stored_open_interest(args.db, symbol)
+        if funding is None:
+            raise UsageError(f"the liquidation strategy needs the open interest of {symbol} stored in {args.db}: "
+                             "download it first (radar data download --open-interest)")
     result = _run(args.engine, candles, args.strategy, params, account, funding)
+    if getattr(args, "report_html", None) is not None:
+        from core.performance.html_report import write_html
+        from core.performance.sources import from_result
+
+        write_html(args.report_html, from_result(result))
+        print(f"HTML report written to {args.report_html}", file=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps(result.to_spec_json()) + "\n")
         return 0

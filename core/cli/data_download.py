@@ -1,10 +1,12 @@
 """`radar data download`: closed candles (and funding rates) from an exchange into the store.
 
     radar data download --exchange bitget --symbols BTC/USDT:USDT,ETH/USDT:USDT \\
-        --timeframe 1h --since 2024-01-01 [--until DATE] [--funding] [--quiet]
+        --timeframe 1h --since 2024-01-01 [--until DATE] [--funding] [--open-interest] [--quiet]
 
 Per symbol: candles resume after the newest stored candle (else from --since),
-then, with --funding, funding rates the same way. One line per series is
+then, with --funding, funding rates the same way, and with --open-interest the
+open interest (`core.data.open_interest_download`: the history where ccxt offers
+it, else, as on bitget, the current snapshot). One line per series is
 printed; a failed symbol is reported on stderr and the others still download
 (exit code: the highest of the failures, 0 when none failed). A Rich progress
 bar per series is shown on a terminal (not with --quiet or when piped).
@@ -33,6 +35,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from core.data.download import RetryPolicy, download_candles, fmt_utc, market_of, override_api_urls, with_retry
 from core.data.funding_download import download_funding, offers_funding
+from core.data.open_interest_download import download_open_interest, open_interest_mode
 from core.data.timeframes import timeframe_ms
 from core.errors import DataError, RadarError, UsageError
 from core.storage.db import open_sync
@@ -53,6 +56,9 @@ def register(dsub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
     p.add_argument("--since", help="first open time when nothing is stored yet: YYYY-MM-DD[THH:MM[:SS]] (UTC)")
     p.add_argument("--until", help="stop before this open time: YYYY-MM-DD[THH:MM[:SS]] (UTC; default: now)")
     p.add_argument("--funding", action="store_true", help="also download funding-rate history (contracts only)")
+    p.add_argument("--open-interest", action="store_true",
+                   help="also download open interest (contracts only): the history, period --timeframe, where "
+                        "ccxt offers it (bybit, binance, okx, ...); bitget offers only the current snapshot")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--retries", type=int, default=5,
                    help="attempts per request on network errors/rate limits (default %(default)s)")
@@ -172,14 +178,16 @@ def cmd_download(args: argparse.Namespace) -> int:
     try:
         exchange = make_exchange(args.exchange, settings, symbols, args.api_url)
         return asyncio.run(run_downloads(exchange, conn, symbols, args.timeframe, since, until,
-                                         funding=args.funding, retry=retry, quiet=args.quiet))
+                                         funding=args.funding, retry=retry, quiet=args.quiet,
+                                         open_interest=args.open_interest))
     finally:
         conn.close()
 
 
 async def run_downloads(exchange: Any, conn: sqlite3.Connection, symbols: list[str], timeframe: str,
                         since: int | None, until: int | None, *, funding: bool = False,
-                        retry: RetryPolicy = RetryPolicy(), quiet: bool = False) -> int:
+                        retry: RetryPolicy = RetryPolicy(), quiet: bool = False,
+                        open_interest: bool = False) -> int:
     """Download every symbol's candles (and, with `funding`, funding rates) one after the other.
 
     Prints one line per series on stdout and each failure on stderr; a failed
@@ -202,13 +210,21 @@ async def run_downloads(exchange: Any, conn: sqlite3.Connection, symbols: list[s
         if funding and not with_funding:
             print(f"radar: note: {exchange.id} offers no funding-rate history through ccxt; skipped",
                   file=sys.stderr)
+        oi_mode = open_interest_mode(exchange) if open_interest else None
+        if open_interest and oi_mode is None:
+            print(f"radar: note: {exchange.id} offers no open interest through ccxt; skipped", file=sys.stderr)
+        elif oi_mode == "snapshot":
+            print(f"radar: note: {exchange.id} offers no open-interest history through ccxt: storing the current "
+                  "snapshot only (the engine records one per candle while it runs)", file=sys.stderr)
         with progress:
             for symbol in symbols:
                 jobs = [("candles", _candles)]
                 if with_funding and market_of(symbol) == "futures":
                     jobs.append(("funding", _funding))
+                if oi_mode is not None and market_of(symbol) == "futures":
+                    jobs.append(("open interest", _open_interest))
                 for kind, job in jobs:
-                    task = progress.add_task(f"{symbol} {timeframe if kind == 'candles' else 'funding'}", total=None)
+                    task = progress.add_task(f"{symbol} {timeframe if kind == 'candles' else kind}", total=None)
 
                     def report(n: int, total: int, task: Any = task) -> None:
                         progress.update(task, completed=n, total=max(total, 1))
@@ -248,6 +264,16 @@ async def _funding(exchange: Any, conn: sqlite3.Connection, symbol: str, timefra
         return f"{symbol} funding: nothing new to store (from {fmt_utc(r.start_ms)})"
     return (f"{symbol} funding: {r.rows:,} rates stored, {fmt_utc(r.first_ms)} .. {fmt_utc(r.last_ms)} "
             f"({_pages(r.pages)})")
+
+
+async def _open_interest(exchange: Any, conn: sqlite3.Connection, symbol: str, timeframe: str, since: int | None,
+                         until: int | None, retry: RetryPolicy, report: Any) -> str:
+    r = await download_open_interest(exchange, conn, symbol, timeframe, since, until, retry=retry, progress=report)
+    if not r.rows:
+        return f"{symbol} open interest ({r.mode}): nothing new to store (from {fmt_utc(r.start_ms)})"
+    samples = f"{r.rows:,} sample{'' if r.rows == 1 else 's'}"
+    return (f"{symbol} open interest ({r.mode}): {samples} stored, {fmt_utc(r.first_ms)} .. "
+            f"{fmt_utc(r.last_ms)} ({_pages(r.pages)})")
 
 
 def _pages(n: int) -> str:

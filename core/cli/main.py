@@ -33,8 +33,10 @@ COMMAND_MODULES = {
     "run": "core.cli.run_cmd",
     "health": "core.cli.health_cmd",
     "status": "core.cli.status_cmd",
+    "risk": "core.cli.risk_cmd",
     "attach": "core.cli.attach_cmd",
     "ctl": "core.cli.ctl_cmd",
+    "report": "core.cli.report_cmd",
 }
 SUBCOMMAND_MODULES = list(COMMAND_MODULES.values())
 

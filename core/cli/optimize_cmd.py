@@ -61,8 +61,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                                    "`optimize --apply ID` writes a run's best params into strategies.yaml.")
     p.add_argument("action", nargs="?", choices=("results",), help="results: list stored runs")
     p.add_argument("--strategy", help="strategy name (a run needs it): envelope_dca, envelope_dca_short, vwap_rsi, "
-                   "momentum, bollinger_mr, donchian_breakout, supertrend, or funding (on a perpetual, e.g. "
-                   "BTC/USDT:USDT, with its funding-rate history stored or beside the --data file)")
+                   "momentum, bollinger_mr, donchian_breakout, supertrend, grid_atr, grid_atr_short, grid_rsi, "
+                   "grid_rsi_short, grid_mtf, grid_mtf_short, grid_funding and grid_funding_short (these two on "
+                   "a perpetual with its funding history), funding (on a perpetual, e.g. "
+                   "BTC/USDT:USDT, with its funding-rate history stored or beside the --data file), or "
+                   "liquidation (on a perpetual with its open interest stored: radar data download "
+                   "--open-interest)")
     p.add_argument("--symbols", help="comma-separated ccxt symbols, e.g. BTC/USDT,ETH/USDT")
     p.add_argument("--symbol", help="results: only this symbol")
     p.add_argument("--timeframe", help="candle timeframe, e.g. 1h (with --data: the file name's, or a coarser "

@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from core.config.alert_rules import AlertRulesConfig, load_alert_rules
 from core.config.assets import AssetConfig, AssetsFile
 from core.config.base import ConfigModel
 from core.config.exchanges import ExchangeConfig, ExchangesFile
 from core.config.grids import build_grids
 from core.config.health import HealthConfig
 from core.config.risk import RiskConfig
+from core.config.scenarios import ScenariosConfig, load_scenarios
 from core.config.secret_keys import refuse_secret_keys
 from core.config.strategies import StrategySettings, build_strategies
 from core.config.translate import to_config_error
@@ -46,6 +48,8 @@ class RadarConfig(BaseModel):
         risk: `risk.yaml`.
         exchanges: account name -> `exchanges.yaml` entry.
         health: `health.yaml` (the defaults when the folder has none).
+        scenarios: `scenarios.yaml` (risk of the book; the defaults when the folder has none).
+        alert_rules: `alert_rules.yaml` (the defaults when the folder has none; `core.config.alert_rules`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -57,6 +61,8 @@ class RadarConfig(BaseModel):
     risk: RiskConfig
     exchanges: dict[str, ExchangeConfig]
     health: HealthConfig = HealthConfig()
+    scenarios: ScenariosConfig = ScenariosConfig()
+    alert_rules: AlertRulesConfig = AlertRulesConfig()
 
     def file(self, name: str) -> str:
         """The path of config file `name` (e.g. "risk.yaml") as used in error messages."""
@@ -108,5 +114,8 @@ def load_config(config_dir: Path) -> RadarConfig:
         doc = read_yaml(config_dir / HEALTH_FILE)
         refuse_secret_keys(doc)
         health = _validate(doc, HealthConfig)
+    alert_rules = load_alert_rules(config_dir, risk.limits.max_drawdown)   # optional alert_rules.yaml
+    scenarios = load_scenarios(config_dir)   # optional scenarios.yaml (core.config.scenarios)
     return RadarConfig(config_dir=config_dir, assets=assets, strategies=strategies,
-                       param_grids=grids, risk=risk, exchanges=exchanges, health=health)
+                       param_grids=grids, risk=risk, exchanges=exchanges, health=health, alert_rules=alert_rules,
+                       scenarios=scenarios)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from core.config.allocation import AllocationConfig
 from core.config.base import ConfigModel, RuleError
 
 
@@ -96,7 +97,8 @@ class StopsConfig(ConfigModel):
 class RiskConfig(ConfigModel):
     """The whole `risk.yaml`.
 
-    Rule: `account.leverage <= limits.leverage_cap`.
+    Rule: `account.leverage <= limits.leverage_cap`. `allocation` is the one optional section
+    (absent: the equal split of today, `core.config.allocation`).
     """
 
     account: AccountConfig
@@ -104,6 +106,7 @@ class RiskConfig(ConfigModel):
     limits: LimitsConfig
     kill_switch: KillSwitchConfig
     stops: StopsConfig
+    allocation: AllocationConfig | None = None
 
     @model_validator(mode="after")
     def _leverage_within_cap(self) -> "RiskConfig":

@@ -16,6 +16,8 @@ gateway will await exchange calls) and are persisted before they return.
     await api.apply_params("cli:alice", "BTC/USDT", {"ma_period": 10})   # now if flat, else pending
     await api.job_submit("cli:alice", "optimize", params) / await api.job_cancel("cli:alice", 3)
     api.balance(); await api.daily_pnl(7)
+    await api.performance(window_days=30)                 # curves, monthly, rolling Sharpe, cycle stats
+    await api.risk()                                      # VaR/CVaR, worst case, scenarios, group exposure
     async for ev in api.events(): ...
 
 Runner commands take `symbol` and, when several strategies run on it, `strategy` (`runner`).
@@ -55,10 +57,12 @@ class EngineAPI:
     def snapshot(self) -> dict:
         """{mode, equity, day_pnl, kill_switch{...}, candles, candles_per_s, symbols: {symbol:
         [{strategy, timeframe, last_price, last_ts, state, position{...}, grid{...}, params{...},
-        pending_params{...} | None, paused {by, reason, since_ms} | None}]}, finished, error}
+        pending_params{...} | None, paused {by, reason, since_ms} | None}]}, allocation, finished, error}
         (equity and day P&L in USDT, last_ts and since_ms ms UTC; state: see `runner_state`;
         params: what the runner trades with; pending_params: full params applied at its next
-        flat moment)."""
+        flat moment; allocation: the capital-allocation policy's state, `core.risk.allocation_runtime.
+        Allocator.snapshot` — policy, pool USDT, weights, halts — or None without an allocator; its
+        unallocated pool counts in equity)."""
         eng = self.engine
         symbols: dict[str, list] = {}
         equity = day_pnl = 0.0
@@ -75,7 +79,11 @@ class EngineAPI:
                 "paused": dict(r.pause_info) if getattr(r, "pause_info", None) else None})
         ks = eng.kill_switch.as_dict() if eng.kill_switch else {"active": False}
         error = getattr(eng, "error", None)
-        return {"mode": eng.mode, "equity": equity, "day_pnl": day_pnl, "kill_switch": ks,
+        allocator = getattr(eng, "allocator", None)
+        allocation = allocator.snapshot() if allocator is not None else None
+        if allocation is not None:
+            equity += float(allocation.get("pool") or 0.0)    # the shared account's unallocated cash
+        return {"mode": eng.mode, "equity": equity, "day_pnl": day_pnl, "kill_switch": ks, "allocation": allocation,
                 "candles": eng.stats.candles, "candles_per_s": eng.stats.rate(), "symbols": symbols,
                 "finished": bool(getattr(eng, "finished", False)),
                 "error": (f"{type(error).__name__}: {error}" if str(error) else type(error).__name__) if error else ""}
@@ -339,7 +347,8 @@ class EngineAPI:
         config_dir), checked in full.
 
         Raises:
-            UsageError: no job manager in this run, a kind other than "optimize", an unknown or
+            UsageError: no job manager in this run, a kind other than "optimize" (or "campaign":
+                `core.jobs.campaign_job.check_campaign_params`), an unknown or
                 missing argument, a strategy the walk-forward does not support, a bad timeframe,
                 a missing data file or config folder, or a value `optimize_params` refuses.
         """
@@ -354,8 +363,12 @@ class EngineAPI:
 
         if self.jobs is None:
             raise UsageError("no job manager in this run")
+        if kind == "campaign":                  # strategies × symbols × timeframes (core.jobs.campaign_job)
+            from core.jobs.campaign_job import check_campaign_params
+
+            return check_campaign_params(params)
         if kind != KIND:
-            raise UsageError(f"job kind {kind!r}: only {KIND!r} jobs can be submitted")
+            raise UsageError(f"job kind {kind!r}: only {KIND!r} jobs and 'campaign' jobs can be submitted")
         sig = inspect.signature(optimize_params)
         known = list(sig.parameters)
         unknown = sorted(set(params) - set(known))
@@ -476,6 +489,41 @@ class EngineAPI:
         ids = [(r.runner_id, f"{r.name} {r.symbol} {r.timeframe}") for r in self.engine.runners]
         return await asyncio.to_thread(_daily_pnl, self.engine.db_path, ids, int(days))
 
+    async def performance(self, window_days: int = 30, max_points: int = 2000) -> dict:
+        """The book's performance (`core.performance.summary.performance`): equity and drawdown
+        curves (thinned to `max_points`), monthly returns, rolling Sharpe over `window_days`,
+        cycle statistics per asset, win/loss; from the equity points (trading_equity) and cycles
+        (trading_cycles) every runner records, read in a thread. Money USDT, times ms UTC.
+
+        Raises:
+            UsageError: window_days < 2, max_points < 3, no runner, or no equity recorded yet.
+        """
+        if int(window_days) < 2 or int(max_points) < 3:
+            raise UsageError(f"performance: window_days must be >= 2 and max_points >= 3, "
+                             f"got {window_days} and {max_points}")
+        rows = [{"id": r.runner_id, "strategy": r.name, "symbol": r.symbol, "timeframe": r.timeframe}
+                for r in self.engine.runners]
+        if not rows:
+            raise UsageError("performance: no runner in this engine")
+        return await asyncio.to_thread(_performance, self.engine.db_path, rows, f"{self.engine.mode} book",
+                                       int(window_days), int(max_points))
+
+    async def risk(self) -> dict:
+        """The risk of the book (`core.risk.report.risk_report`): VaR/CVaR at 95 % and 99 %
+        (historical and Monte Carlo), the worst case per runner and in total, the stress scenarios
+        of scenarios.yaml and the exposure per correlation group; the book read in memory, the
+        rest computed in a thread (`core.risk.live.engine_risk`). Money USDT, times ms UTC.
+
+        Raises:
+            UsageError: the engine is not running or has no runner. ConfigError: a bad config.
+        """
+        from core.risk.live import engine_risk, load_risk_config
+
+        cfg = getattr(self, "_risk_cfg", None)
+        if cfg is None:
+            cfg = self._risk_cfg = await asyncio.to_thread(load_risk_config, self.config_dir)
+        return await engine_risk(self.engine, cfg)
+
     async def cancel_entries(self, actor: str, symbol: str | None = None) -> dict:
         """Cancel the resting entry orders of `symbol` (None: every symbol); stops and take-profits
         stay, and entries are placed again from the next candle unless the kill switch is active.
@@ -561,6 +609,20 @@ def _daily_pnl(db_path: Any, runners: list[tuple[int, str]], days: int) -> dict:
     return {"days": out, "total": sum(x["pnl"] for x in out)}
 
 
+def _performance(db_path: Any, runners: list[dict], title: str, window_days: int, max_points: int) -> dict:
+    """`EngineAPI.performance` on its own connection (see there)."""
+    from core.performance.sources import from_conn
+    from core.performance.summary import performance
+    from core.storage.db import open_sync
+
+    conn = open_sync(db_path)
+    try:
+        inp = from_conn(conn, runners, title)
+    finally:
+        conn.close()
+    return performance(inp, window_days=window_days, max_points=max_points)
+
+
 def read_job_results(manager: Any, job_id: int) -> list[dict]:
     """The stored results of job `job_id` of `manager` (a JobManager): see `EngineAPI.job_results`.
 
@@ -573,7 +635,9 @@ def read_job_results(manager: Any, job_id: int) -> list[dict]:
     rec = manager.get(job_id)
     if rec is None:
         raise UsageError(f"no job {job_id}")
-    ids = [r["result_id"] for r in ((rec.result or {}).get("results") or [])]
+    res = rec.result if isinstance(rec.result, dict) else {}
+    # an optimize job lists its results per symbol; a campaign job ranks its runs (best first)
+    ids = [r["result_id"] for r in (res.get("results") or res.get("ranking") or []) if r.get("result_id") is not None]
     conn = open_sync(manager.db_path)
     try:
         return [{"result": get_result(conn, rid).to_json(), "combos": combo_rows(conn, rid)} for rid in ids]

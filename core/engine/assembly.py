@@ -19,6 +19,9 @@ report. Nothing here imports the console (`tui/`).
 * Capital (`account_from_config`): on the live feed (paper or live) one account trades every
   runner, so each runner gets an equal share of risk.yaml's initial_capital; a replay gives every
   runner the whole initial_capital, like `radar backtest`, so its report equals the backtest's.
+  With a risk.yaml `allocation:` policy other than equal (`allocation_shared`) the runners share
+  one account in every mode, a replay too (equal shares to start, then the policy's targets;
+  `core.risk.allocation_runtime`); `equal` or no section keeps the split above.
 * Risk: "on" checks entries and trips the kill switch on the loss limits; "auto" is on for the
   live feed and off for a replay (its report must equal the backtest); "off" never.
 * Sizing: paper on the live feed keeps the live ledger's fee reserve out of each cycle's sizing
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -200,6 +204,14 @@ def account_from_config(cfg: Any, *, share: int = 1):
                    taker_fee=float(risk.fees.taker))
 
 
+def allocation_shared(cfg: Any) -> bool:
+    """True when risk.yaml's `allocation:` policy moves capital between the runners (any policy
+    but equal): the runners then share ONE account of initial_capital in every mode, a replay
+    included. Absent or equal: today's split (a replay: the whole capital per runner)."""
+    alloc = getattr(cfg.risk, "allocation", None)
+    return alloc is not None and alloc.policy != "equal"
+
+
 # ------------------------------------------------------------------------------ sources
 def replay_source(path: Path, speed: float | str = "max", start_ms: int | None = None,
                   end_ms: int | None = None, timeframe: str | None = None):
@@ -342,6 +354,49 @@ def stored_funding(db_path: Path, symbol: str):
     finally:
         conn.close()
     return (ts, rate) if len(ts) else None
+
+
+def needs_open_interest(name: str) -> bool:
+    """True when strategy `name` trades on the perpetual's open interest (`liquidation`)."""
+    from core.strategies import registry
+
+    return bool(getattr(registry.STRATEGIES.get(name), "NEEDS_OPEN_INTEREST", False))
+
+
+def stored_open_interest(db_path: Path, symbol: str):
+    """(ts ms UTC, oi) arrays of the open interest stored for `symbol` in `db_path`, or None."""
+    if not Path(db_path).exists():
+        return None
+    from core.storage.db import open_sync
+    from core.storage.open_interest_store import load_open_interest
+
+    conn = open_sync(db_path)
+    try:
+        ts, oi = load_open_interest(conn, symbol)
+    finally:
+        conn.close()
+    return (ts, oi) if len(ts) else None
+
+
+def open_interest_recorder(cfg: Any, db_path: Path, symbol: str, timeframe: str):
+    """A `core.data.liquidation_stream.OpenInterestRecorder` of `symbol` on the first exchange of
+    exchanges.yaml (public ccxt REST client, no keys), storing into `db_path`, warmed up with the
+    open interest stored there; None when ccxt offers no open-interest snapshot for it."""
+    import ccxt.async_support as ccxt_async
+
+    from core.data.liquidation_stream import OpenInterestRecorder
+    from core.storage.db import open_sync
+
+    acc = next(iter(cfg.exchanges.values()))
+    cls = getattr(ccxt_async, acc.id, None)
+    if cls is None:
+        return None
+    options = {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "uta": False} if acc.id == "bitget" else {}
+    exchange = cls({"enableRateLimit": True, "timeout": acc.timeouts.request_ms, "options": options})
+    if not exchange.has.get("fetchOpenInterest"):
+        return None
+    return OpenInterestRecorder(exchange, symbol, timeframe, lambda: open_sync(db_path),
+                                stored_open_interest(db_path, symbol))
 
 
 def risk_groups(cfg: Any) -> dict[str, str]:
@@ -498,9 +553,26 @@ def plan_engine(cfg: Any, options: RunOptions) -> EnginePlan:
     if not replay and any(needs_funding(n) for n in strategies):
         for src in sources:
             src.funding = stored_funding(db, src.symbol) if src.symbol.endswith(":USDT") else None
+    if any(needs_open_interest(n) for n in strategies):
+        for src in sources:     # replay: the stored series; live feed: recorded at every candle close
+            src.open_interest = None
+            if not src.symbol.endswith(":USDT"):
+                continue
+            if replay:
+                src.open_interest = stored_open_interest(db, src.symbol)
+            else:
+                rec = open_interest_recorder(cfg, db, src.symbol, src.timeframe)
+                if rec is not None:
+                    src.open_interest = rec.value_at
+                    src.oi_recorder = rec
     specs = []
     for src in sources:
         for name in strategies:
+            if needs_open_interest(name) and getattr(src, "open_interest", None) is None:
+                log.warning("%s on %s skipped: it needs the perpetual's open interest (%s)", name, src.symbol,
+                            "none stored in the --db: radar data download --open-interest" if replay
+                            else "the exchange offers no open-interest snapshot through ccxt")
+                continue
             if needs_funding(name) and getattr(src, "funding", None) is None:
                 log.warning("%s on %s skipped: it needs the perpetual's funding rates (none %s)", name, src.symbol,
                             "beside the replayed file" if replay else "stored: radar data download --funding")
@@ -509,13 +581,16 @@ def plan_engine(cfg: Any, options: RunOptions) -> EnginePlan:
                                     src.timeframe))
     if not specs:
         raise UsageError("no strategy can run on the given data (see the warnings above)")
-    if replay:
+    alloc = getattr(cfg.risk, "allocation", None)
+    if replay and not allocation_shared(cfg):
         account = account_from_config(cfg)
     else:
-        # one account trades every runner: each gets an equal share of the capital
+        # one account trades every runner: each gets an equal share of the capital (a shared
+        # allocation policy then moves it to its targets, in a replay too)
         account = account_from_config(cfg, share=len(specs))
-        log.info("capital %.2f USDT split over %d runner(s): %.2f each", cfg.risk.account.initial_capital,
-                 len(specs), account.initial_capital)
+        log.info("capital %.2f USDT split over %d runner(s): %.2f each%s", cfg.risk.account.initial_capital,
+                 len(specs), account.initial_capital,
+                 f" to start; allocation policy {alloc.policy} sets the targets" if allocation_shared(cfg) else "")
     risk_on = options.risk == "on" or (options.risk == "auto" and not replay)
     if not risk_on:
         log.warning("risk checks are OFF for this run (%s): entries are not checked against risk.yaml limits "
@@ -553,10 +628,44 @@ def build_engine(cfg: Any, options: RunOptions, *, plan: EnginePlan | None = Non
                     risk_config=cfg.risk if plan.risk_on else None,
                     risk_groups=risk_groups(cfg) if plan.risk_on else None,
                     mode="live" if plan.live_plan else "paper", live=plan.live, id_prefix=plan.id_prefix,
-                    sizing_reserve=plan.sizing_reserve, health=getattr(cfg, "health", None))
+                    sizing_reserve=plan.sizing_reserve, health=getattr(cfg, "health", None),
+                    allocation=getattr(cfg.risk, "allocation", None), allocation_shared=allocation_shared(cfg))
     for src in plan.sources:
         src.speed = plan.speed if plan.replay else None
+        rec = getattr(src, "oi_recorder", None)
+        if rec is not None:
+            _attach_recorder(engine, src, rec)
     return engine
+
+
+def _attach_recorder(engine: Any, src: Any, rec: Any) -> None:
+    """Poll `rec` (an OpenInterestRecorder) after each candle of its symbol (a task: the poll never
+    holds the candle loop; the next candle comes a timeframe later) and close its exchange at shutdown."""
+    import asyncio
+
+    tasks: set = set()
+
+    def after_candle(r: Any, ts: int, *_: Any) -> None:
+        if r.symbol == rec.symbol and getattr(r, "timeframe", None) == src.timeframe:
+            task = asyncio.get_running_loop().create_task(rec.on_candle_closed(ts))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    engine.candle_hooks.append(after_candle)
+    previous = src.aclose
+
+    async def aclose() -> None:
+        for task in list(tasks):
+            task.cancel()
+        try:
+            if previous is not None:
+                await previous()
+        finally:
+            await rec.exchange.close()
+            if isinstance(rec.conn, sqlite3.Connection):
+                rec.conn.close()
+
+    src.aclose = aclose
 
 
 def replay_complete_at(engine: Any) -> int | None:

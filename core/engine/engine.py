@@ -18,11 +18,19 @@ One asyncio loop hosts it (and, later, the console and Telegram); it runs headle
   Feed staleness, freshness and reconnects are published on the bus as they come
   (`FeedStale`, `FeedFresh`, `FeedReconnect` of `core.data.feed`, plus a `HealthEvent`);
   `feed_listeners` (plain callables) see every data event, candles included, in order.
+  `candle_hooks` (`(runner, ts, o, h, lo, c)`, sync or async) run after each runner processed a
+  candle, its state final for that candle (the alert rules of `core.alerts.rules`); a hook that
+  raises is logged, never breaks the engine.
 * risk (`risk_config`): a `RiskManager` on the state store's connection checks every entry
   order before it is placed (see `core.executor.grid_executor`) and, after every candle's equity
   point (the account equity: the sum of the runners'), `on_equity`; a `TripDecision` trips the
   persisted kill switch (actor "risk") in the candle's transaction, then pending entries are
   cancelled and, with `flatten`, positions closed, and a `KillSwitchEvent` is published.
+* capital allocation (`allocation`, risk.yaml `allocation:`): an `Allocator`
+  (`core.risk.allocation_runtime`) runs after each runner's candle: rebalances at its interval,
+  moves cash to a flat runner's target (`allocation_shared`), halts new cycles on the drawdown
+  limits; its unallocated cash counts in the account equity the risk limits see. With it, a
+  replay's candles reach the runners in open-time order across the series (one clock).
 * operator control per runner (`core.engine.runner_base`): a runner paused by an operator stays
   paused across a restart, pending params stay pending (runner_control). A runner whose params
   were changed at runtime (`apply_params`) restarts with them: with the configured params when
@@ -211,7 +219,8 @@ class Engine:
                  status_interval: float = 10.0, history_candles: int = 5000, id_prefix: str = "rd",
                  reconnect_limit: int = 3, risk_config: Any = None, risk_groups: dict[str, str] | None = None,
                  clock: Callable[[], int] | None = None, live: LiveSetup | None = None,
-                 sizing_reserve: float = 0.0, health: Any = None) -> None:
+                 sizing_reserve: float = 0.0, health: Any = None, allocation: Any = None,
+                 allocation_shared: bool = False) -> None:
         if mode not in ("paper", "live"):
             raise RadarError(f"engine mode {mode!r}: expected paper or live")
         if mode == "live" and live is None:
@@ -238,7 +247,11 @@ class Engine:
         self.risk_groups = dict(risk_groups or {})
         self.clock = clock
         self.risk = None                        # core.risk.RiskManager once started (with risk_config)
+        self.allocation = allocation            # core.config.allocation.AllocationConfig, or None: no allocator
+        self.allocation_shared = bool(allocation_shared)
+        self.allocator = None                   # core.risk.allocation_runtime.Allocator once started
         self.feed_listeners: list[Callable[[Any], None]] = []
+        self.candle_hooks: list[Callable[..., Any]] = []
         self.runners: list[Any] = []
         self.stats = EngineStats()
         self._last_ts: dict[tuple[str, str], int] = {}
@@ -312,6 +325,12 @@ class Engine:
                     start_after[key] = min(cursors)
                     self._last_ts[key] = min(cursors)
             self.resumed_after = dict(start_after)
+            if self.allocation is not None:
+                from core.risk.allocation_runtime import Allocator
+
+                self.allocator = Allocator(self.allocation, self.runners, self.store, self.kill_switch, self.bus,
+                                           shared=self.allocation_shared)
+                self.allocator.start()
             await self._connect()
             feeds = [src.make_feed(start_after.get((src.symbol, src.timeframe))) for src in self.sources
                      if (src.symbol, src.timeframe) in self._by_key]
@@ -323,6 +342,8 @@ class Engine:
                                    spawn=self._spawn_feed)
             self._stream = self.data.events((ClosedCandle, FeedReconnect, FeedStale, FeedFresh)
                                             + ((TickerUpdate,) if self.mode == "live" else ()))
+            if self.allocator is not None and all(s.replay for s in self.sources):
+                self._stream = self._time_ordered(self._stream, start_after)
             await self.data.start()
         except BaseException:
             await self._close()
@@ -392,7 +413,9 @@ class Engine:
             r = SingleStrategyRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account,
                                      self.store, self.kill_switch, self.bus, mode=self.mode,
                                      id_prefix=self.id_prefix, risk=self.risk, on_equity=on_eq,
-                                     sizing_reserve=self.sizing_reserve, funding=getattr(src, "funding", None),
+                                     sizing_reserve=self.sizing_reserve,
+                                     funding=getattr(src, "open_interest" if getattr(registry.STRATEGIES.get(
+                                         spec.strategy), "NEEDS_OPEN_INTEREST", False) else "funding", None),
                                      symbol_busy=busy)
             if self.risk is not None:
                 r.executor.portfolio = (lambda r=r: self._portfolio(r))
@@ -403,20 +426,22 @@ class Engine:
         from core.model.sides import LONG
 
         clock = self.clock or (lambda: int(time.time() * 1000))
+        src = next((s for s in self.sources if (s.symbol, s.timeframe) == (spec.symbol, spec.timeframe)), None)
         if self.mode == "live":
             lv = self.live
             venue = lv.gateway_factory(spec.symbol)
             r = GridRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account, self.store,
                            self.kill_switch, self.bus, venue=venue, mode="live", alert=lv.alert,
                            id_prefix=lv.id_prefix, stop_retries=lv.stop_retries, on_equity=on_eq, clock_ms=clock,
-                           sizing_reserve=self.sizing_reserve, adopt_history=lv.adopt_history)
+                           sizing_reserve=self.sizing_reserve, adopt_history=lv.adopt_history,
+                           funding=getattr(src, "funding", None))
         else:
             from core.venues.sim.grid_venue import SimGridVenue
 
             strat = registry.create(spec.strategy, spec.params)
             r = GridRunner(spec.strategy, spec.params, spec.symbol, spec.timeframe, self.account, self.store,
                            self.kill_switch, self.bus, mode=self.mode, id_prefix=self.id_prefix, on_equity=on_eq,
-                           clock_ms=clock, sizing_reserve=self.sizing_reserve,
+                           clock_ms=clock, sizing_reserve=self.sizing_reserve, funding=getattr(src, "funding", None),
                            venue=lambda ids: SimGridVenue(strat, spec.symbol, self.account, ids, self.sizing_reserve))
         r.executor.symbol_busy = busy
         if self.risk is not None:
@@ -629,6 +654,10 @@ class Engine:
                                 await r.on_candle(ts, o, h, lo, c, ev.volume)
                             else:
                                 await r.on_candle(ts, o, h, lo, c)
+                            if self.allocator is not None:
+                                await self.allocator.after_candle(r, ts)
+                            if self.candle_hooks:
+                                await self._run_candle_hooks(r, ts, o, h, lo, c)
                             if self._risk_trip is not None:
                                 await self._apply_risk_trip()
                     stats.candles += 1
@@ -675,6 +704,29 @@ class Engine:
         finally:
             self._done.set()
 
+    async def _run_candle_hooks(self, r: Any, ts: int, o: float, h: float, lo: float, c: float) -> None:
+        """`candle_hooks` after runner `r` processed the candle at `ts` (each isolated: logged, never raised)."""
+        for fn in self.candle_hooks:
+            try:
+                await maybe_await(fn(r, ts, o, h, lo, c))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("candle hook %r failed", fn)
+
+    def _time_ordered(self, stream: Any, start_after: dict) -> Any:
+        """A replay's candles in open-time order across its series (`core.engine.replay_order`):
+        the allocation's shared account sees one clock, as on the live feed."""
+        from core.engine.replay_order import ReplayTimeOrder
+
+        last: dict = {}
+        for src in self.sources:
+            key = (src.symbol, src.timeframe)
+            if key in self._by_key:
+                rows = list(src.history(None, 1))
+                last[key] = int(rows[-1][0]) if rows else None
+        return ReplayTimeOrder(last, start_after).wrap(stream)
+
     def _gap(self, symbol: str, timeframe: str, prev: int, ts: int, tf: int) -> None:
         d = ts - prev
         missing = max(d // tf - (d % tf == 0), 1)
@@ -715,7 +767,7 @@ class Engine:
 
     def _risk_on_equity(self, ts: int) -> None:
         """After a runner's equity point, inside its candle transaction (see the module docstring)."""
-        d = self.risk.on_equity(sum(r.equity_last for r in self.runners), ts)
+        d = self.risk.on_equity(self._account_equity(), ts)
         if d is not None and not self.kill_switch.active:
             self.kill_switch.trip("risk", flatten=d.flatten, reason=d.reason)
             self._risk_trip = d
@@ -739,8 +791,13 @@ class Engine:
             s = self.snapshot_status()
             self.bus.publish(s)
 
-    def snapshot_status(self) -> EngineStatus:
+    def _account_equity(self) -> float:
+        """The runners' equity plus the allocation's unallocated cash (USDT)."""
         eq = sum(r.equity_last for r in self.runners)
+        return eq + self.allocator.pool if self.allocator is not None else eq
+
+    def snapshot_status(self) -> EngineStatus:
+        eq = self._account_equity()
         return EngineStatus(self.mode, self.stats.candles, self.stats.rate(), eq,
                             bool(self.kill_switch and self.kill_switch.active))
 

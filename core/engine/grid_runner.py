@@ -88,6 +88,8 @@ class GridRunner(RunnerBase):
         on_equity: `(ts) -> None` after each equity point (risk limits).
         clock_ms: wall clock, ms UTC (live records).
         sizing_reserve: fraction of the cash kept out of each cycle's sizing (0: the backtest's).
+        funding: (ts int64 ms UTC, rate) funding-rate series of the perpetual, bound to the
+            strategy (`GridStrategy.bind_market`; grid_funding's gate needs it).
     """
 
     def __init__(self, strategy: str, params: dict, symbol: str, timeframe: str, account: Account,
@@ -95,10 +97,13 @@ class GridRunner(RunnerBase):
                  venue: Any, mode: str = "paper", alert: Callable[[str, str], Any] | None = None,
                  id_prefix: str = "rd", stop_retries: int = 3, risk_gate: Any = None,
                  on_equity: Callable[[int], None] | None = None, clock_ms: Callable[[], int] = wall_ms,
-                 publish_candles: bool = True, sizing_reserve: float = 0.0, adopt_history: bool = False) -> None:
+                 publish_candles: bool = True, sizing_reserve: float = 0.0, adopt_history: bool = False,
+                 funding: Any = None) -> None:
         strat = registry.create(strategy, params)
         if not isinstance(strat, GridStrategy):
             raise TypeError(f"{strategy}: not a grid strategy")
+        self.funding = funding          # (ts, rate) of the perpetual, for grid_funding (None: its gate stays closed)
+        strat.bind_market(timeframe, funding)
         self._init_runner(strategy, strat, symbol, timeframe, account, store, kill_switch, bus, mode, id_prefix,
                           publish_candles, on_equity)
         self.venue = venue(self.ids) if callable(venue) and not hasattr(venue, "place_order") else venue
@@ -449,6 +454,7 @@ class GridRunner(RunnerBase):
         if ex.orders or not self.is_flat():
             return False
         strat = registry.create(self.name, params)
+        strat.bind_market(self.timeframe, self.funding)
         self.strategy = strat
         ex.strategy = strat
         ex.take_profit = math.nan

@@ -10,6 +10,12 @@ Built (all on the engine's event loop, BEFORE the engine's first candle):
   process is seen within a second), redacting secrets;
 * `bridge`: `core.engine.alerting.EngineAlerts`, engine events -> alerts (subscribed to the
   bus before the engine starts, so nothing is missed);
+* `rules`: `core.alerts.rules.service.AlertRules`, the alert rules (price near a level / the
+  stop, drawdown warning, underperformance vs the backtest, live vs paper shadow) evaluated
+  after every runner's candle (`Engine.candle_hooks`), thresholds from `alert_rules` (else
+  `alert_rules.yaml` of `config_dir`, else the defaults); closed after the engine stopped;
+* `var_alert`: `core.risk.var_alert.VarAlert`, the book's one-day VaR measured every
+  `scenarios.yaml` alert.interval_s (supervised loop) and alerted over alert.var_limit;
 * `jobs`: the JobManager (research jobs of the console); a failed job raises an alert;
 * `watchdog` + `heartbeat`: health checks for the feeds (one per symbol), the executor,
   the database, the event-loop lag, the jobs and Telegram; the heartbeat is written so
@@ -157,6 +163,8 @@ class RunServices:
     engine: Any
     alerts: Any = None
     bridge: Any = None
+    rules: Any = None
+    var_alert: Any = None
     jobs: Any = None
     watchdog: Any = None
     heartbeat: Any = None
@@ -178,7 +186,7 @@ class RunServices:
                    telegram: bool = True, alert_config: Any = None,
                    telegram_settings: Any = None, api: bool = True,
                    trade_log: str | Path | None = None, trade_log_tighten: bool = True,
-                   config_dir: str | Path | None = None) -> "RunServices":
+                   config_dir: str | Path | None = None, alert_rules: Any = None) -> "RunServices":
         """Build and start every service (see the module docstring); on an error, what was
         started is closed again and the error raised.
 
@@ -216,6 +224,11 @@ class RunServices:
             s.alerts.start()
             s.bridge = EngineAlerts(engine.bus, s.alerts, engine=engine)
             s.bridge.start()
+            s.rules = _alert_rules(engine, s.alerts, alert_rules, config_dir)
+            s.rules.start()
+            from core.risk.var_alert import start_var_alert
+
+            s.var_alert = start_var_alert(engine, s.alerts, config_dir)   # scenarios.yaml alert (VaR limit)
             if jobs:
                 from core.jobs.manager import JobManager
 
@@ -315,6 +328,8 @@ class RunServices:
                          ("loop lag", lambda: self.lag and self.lag.stop()),
                          ("database probe", lambda: self.probe and self.probe.close()),
                          ("jobs", lambda: self.jobs and self.jobs.close()),
+                         ("alert rules", lambda: self.rules and self.rules.close()),
+                         ("VaR alert", lambda: self.var_alert and self.var_alert.close()),
                          ("engine alerts", lambda: self.bridge and self.bridge.close()),
                          ("alerts", lambda: self.alerts and self.alerts.close())):
             try:
@@ -323,6 +338,19 @@ class RunServices:
                     await aw
             except Exception as exc:
                 log.warning("closing %s failed: %s", what, exc)
+
+
+def _alert_rules(engine: Any, alerts: Any, config: Any, config_dir: str | Path | None) -> Any:
+    """The run's `AlertRules`: `config` (an `AlertRulesConfig`), else `alert_rules.yaml` of
+    `config_dir` (validated against the engine's risk.yaml max_drawdown), else the defaults."""
+    from core.alerts.rules.service import AlertRules
+    from core.config.alert_rules import AlertRulesConfig, load_alert_rules
+
+    limits = getattr(getattr(engine, "risk_config", None), "limits", None)
+    max_dd = getattr(limits, "max_drawdown", None)
+    if config is None:
+        config = load_alert_rules(config_dir, max_dd) if config_dir is not None else AlertRulesConfig()
+    return AlertRules(engine, alerts, config, max_drawdown=max_dd)
 
 
 def _candle_period_s(src: Any) -> float:

@@ -75,7 +75,7 @@ from core.events.bus import EventBus
 from core.executor.kill_switch import KillSwitch
 from core.executor.single_executor import SingleExecutor, _num
 from core.executor.state_store import StateStore
-from core.indicators.signal_streams import STREAMS, FundingStream, SignalStream, funding_lookup
+from core.indicators.signal_streams import STREAMS, FundingStream, LiquidationStream, SignalStream, funding_lookup
 from core.model.account import Account
 from core.model.fills import END
 from core.strategies import registry
@@ -136,6 +136,10 @@ class SingleStrategyRunner(RunnerBase):
             raise RadarError(f"{strategy} {symbol} {timeframe}: the strategy trades on the perpetual's funding "
                              "rate, and no funding-rate series is fed to this runner (the engine does not "
                              "stream funding rates yet); refusing to run it without its signal")
+        if getattr(strat, "NEEDS_OPEN_INTEREST", False) and funding is None:
+            raise RadarError(f"{strategy} {symbol} {timeframe}: the strategy trades on the perpetual's open "
+                             "interest, and no open-interest series is fed to this runner (funding=(ts, oi) or "
+                             "a recorder's value_at); refusing to run it without its signal")
         self._init_runner(strategy, strat, symbol, timeframe, account, store, kill_switch, bus, mode, id_prefix,
                           publish_candles, on_equity)
         self.venue = SimSingleVenue(strat, self.history, symbol, account, self.ids, sizing_reserve)
@@ -150,8 +154,8 @@ class SingleStrategyRunner(RunnerBase):
         cls = STREAMS.get(strategy)
         if (isinstance(strat, ArraySignalStrategy) and cls is not None
                 and type(strat) is registry.STRATEGIES.get(strategy)):
-            if cls is FundingStream:
-                self.signals = FundingStream(strat.params, funding_lookup(funding))
+            if cls is FundingStream or cls is LiquidationStream:     # their side series: funding rates / OI
+                self.signals = cls(strat.params, funding_lookup(funding))
             else:
                 self.signals = cls(strat.params)
             strat._arrays = self._arrays        # instance attribute: the strategy reads our values

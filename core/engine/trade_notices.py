@@ -1,11 +1,15 @@
-"""Trade notices for Telegram: a grid level opened, a cycle closed with its P&L, the daily report.
+"""Trade notices for Telegram: a grid level opened, a cycle closed with its P&L, the daily and
+the weekly report.
 
 Subscribes to the engine's bus (fills and candles) and queues messages on the bot's outbox
 (`core.telegram.bot.TelegramBot`), which never blocks the engine. The day is the UTC day of
 the candles the engine processes (ms UTC open times), so a replay reports its market days
 and a live run its calendar days; the report for day D is sent when the first candle of a
 later day arrives, with: account equity (USDT) at the end of D and its change over D, the
-cycles closed in D with their summed P&L, and the open positions.
+cycles closed in D with their summed P&L, and the open positions. The weekly report (ISO weeks,
+UTC, `core.performance.weekly`) is sent likewise at the first candle of a later week, to a bot
+that has `send_weekly_report`: equity and its change over the week, the max drawdown within it,
+its cycles per asset, the open positions.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ class TradeNotices:
         self._day_start_equity: float | None = None
         self._cycles = 0
         self._pnl = 0.0
+        self._week: int | None = None
+        self._week_start_equity: float | None = None
+        self._week_peak: float | None = None
+        self._week_max_dd = 0.0
+        self._week_cycles: list[tuple[str, Any]] = []
 
     def start(self) -> None:
         """Start the bridge (under the engine's supervisor when it has one: `spawn_service`)."""
@@ -101,8 +110,10 @@ class TradeNotices:
         self.sent += 1
         self._cycles += 1
         self._pnl += cyc.pnl
+        self._week_cycles.append((ev.symbol, cyc))
 
     def _on_candle(self, ev: CandleEvent) -> None:
+        self._on_week(ev.ts)
         day = ev.ts // DAY_MS
         if self._day is None:
             self._day, self._day_start_equity = day, self._equity()
@@ -113,6 +124,38 @@ class TradeNotices:
         self._report(self._day)
         self._day, self._day_start_equity = day, self._equity()
         self._cycles, self._pnl = 0, 0.0
+
+    def _on_week(self, ts: int) -> None:
+        """Weekly report bookkeeping: report a finished week at the first candle of a later one
+        (before this candle's equity counts, as the daily report), then follow the drawdown."""
+        from core.performance.weekly import week_of
+
+        week = week_of(ts)
+        if self._week is None or week > self._week:
+            if self._week is not None:
+                self._report_week(self._week)
+            self._week, self._week_start_equity = week, self._equity()
+            self._week_peak, self._week_max_dd, self._week_cycles = self._week_start_equity, 0.0, []
+        eq = self._equity()
+        if eq is not None:
+            self._week_peak = eq if self._week_peak is None else max(self._week_peak, eq)
+            if self._week_peak > 0:
+                self._week_max_dd = max(self._week_max_dd, (self._week_peak - eq) / self._week_peak)
+
+    def _report_week(self, week: int) -> None:
+        send = getattr(self.bot, "send_weekly_report", None)
+        if send is None:
+            return
+        from core.performance.weekly import week_start_ms, weekly_sections
+
+        sections = weekly_sections(self._week_start_equity, self._equity(), self._week_max_dd, self._week_cycles,
+                                   self._open_lines())
+        send(week_start_ms(week), sections)
+        self.sent += 1
+
+    def _open_lines(self) -> list[str]:
+        open_pos = [r.position() for r in getattr(self.engine, "runners", ()) or ()]
+        return [f"{p['symbol']} {p['side']} {p['qty']:.6g} @ {p['avg_entry']:.6g}" for p in open_pos if p.get("qty")]
 
     def _equity(self) -> float | None:
         runners = getattr(self.engine, "runners", None)

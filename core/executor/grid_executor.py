@@ -26,6 +26,7 @@ Orders (client ids from `ClientIds(cycle, level, purpose)`):
   each carrying the stop the position would want if it filled (`preset_stop`: the venue
   holds a stop from the moment the entry fills); amended when the quote moves (a venue that
   `renames_on_amend` continues the order under `<id>a<n>`, recorded before it is sent);
+  none while flat and the strategy's new-cycle gate (`allow_new_cycle`) is closed;
 * the stop: the venue-side whole-position stop, placed or re-sized by
   `core.executor.protection.Protection` after every entry fill, at the strategy's `on_fill`;
 * the take-profit: a resting order where the venue `rests_take_profit` (simulated), else
@@ -296,7 +297,10 @@ class GridExecutor:
         ids = self.ids
         want: dict[str, tuple] = {}
         allowed = self.entries_allowed()
-        if allowed:
+        # the strategy's new-cycle gate (docs/grid_family.md): flat with the gate closed, no
+        # entry rests (those resting are cancelled below); in a position it has no effect
+        gated = book.levels_filled == 0 and book.qty <= 0 and not strat.allow_new_cycle
+        if allowed and not gated:
             unit = self.sizing_unit()
             levels = strat.levels
             lq = book.level_qty
@@ -319,7 +323,7 @@ class GridExecutor:
                                     "not placed", self.name, self.symbol, i, unit, px)
                     continue
                 want[cid] = ("entry", i, px, q)
-        else:
+        elif not allowed:
             self._note_refusal(ts)
         if venue.rests_take_profit:
             want[ids(cyc, -1, "take_profit")] = ("take_profit", -1, strat.take_profit, None)

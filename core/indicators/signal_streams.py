@@ -233,6 +233,46 @@ def funding_lookup(funding) -> Callable[[int], float]:
     return rate_at
 
 
+class LiquidationStream(SignalStream):
+    """liquidation: sig[t] from the open interest at candle t's and candle t−n's open times
+    (`oi_at(ts)`, nan: none known), the move close[t−1] − open[t−n] and atr[t−1]
+    (`core.strategies.liquidation.cascade_signal`); sref = tref = atr[t−1]."""
+
+    def __init__(self, p: dict, oi_at: Callable[[int], float]) -> None:
+        super().__init__(p)
+        self.n = int(p["oi_period"])
+        self.thr = float(p["oi_drop_threshold"])
+        self.k = float(p["move_atr"])
+        self.atr = Atr(int(p["atr_period"]))
+        self.oi_at = oi_at
+        self.past: list[list] = []          # [ts, open] of the last n candles pushed, oldest first
+        self.c1 = _NAN
+
+    def quote(self, ts: int) -> tuple[int, float, float]:
+        from core.strategies.liquidation import cascade_signal
+
+        if len(self.past) < self.n:
+            return 0, self.sref, self.tref
+        ts_n, o_n = self.past[0]
+        s = cascade_signal(self.oi_at(ts), self.oi_at(ts_n), self.c1 - o_n, self.sref, self.thr, self.k)
+        return s, self.sref, self.tref
+
+    def push(self, ts, o, h, lo, c, v) -> None:
+        self.sref = self.tref = self.atr.update(h, lo, c)
+        self.c1 = c
+        self.past.append([ts, o])
+        if len(self.past) > self.n:
+            del self.past[0]
+
+    def _state(self) -> dict:
+        return {"atr": self.atr.state(), "past": self.past, "c1": self.c1}
+
+    def _load(self, s: dict) -> None:
+        self.atr.load(s["atr"])
+        self.past = [list(x) for x in s["past"]]
+        self.c1 = s["c1"]
+
+
 #: registry name -> its stream (the strategy class must be the registry's own)
 STREAMS: dict[str, type[SignalStream]] = {
     "vwap_rsi": VwapRsiStream,
@@ -241,4 +281,5 @@ STREAMS: dict[str, type[SignalStream]] = {
     "donchian_breakout": DonchianBreakoutStream,
     "supertrend": SupertrendStream,
     "funding": FundingStream,
+    "liquidation": LiquidationStream,
 }

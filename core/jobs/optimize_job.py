@@ -91,14 +91,15 @@ def check_strategy(strategy: str, series: Sequence[dict] = ()) -> None:
     Raises:
         UsageError: naming the strategies supported, or the series.
     """
-    from core.optimize.evaluators import STRATEGIES, needs_funding
+    from core.optimize.evaluators import STRATEGIES, needs_funding, needs_side_series
 
     if strategy not in STRATEGIES:
         raise UsageError(f"optimize: strategy {strategy!r}: the walk-forward supports {', '.join(STRATEGIES)}")
-    if needs_funding(strategy):
+    if needs_side_series(strategy):
+        what = "funding rates" if needs_funding(strategy) else "open interest"
         spot = [s.get("symbol") for s in series if s.get("market") != "futures"]
         if spot:
-            raise UsageError(f"optimize: {strategy} trades a perpetual's funding rates; {', '.join(map(str, spot))} "
+            raise UsageError(f"optimize: {strategy} trades a perpetual's {what}; {', '.join(map(str, spot))} "
                              "is not a perpetual (give e.g. BTC/USDT:USDT, market futures)")
 
 
@@ -115,7 +116,7 @@ def load_funding(params: dict, series: dict, db_path: Path):
     from core.optimize.evaluators import needs_funding
 
     if not needs_funding(params["strategy"]):
-        return None
+        return _load_open_interest(params["strategy"], series, db_path)
     found = funding_beside(Path(series["file"])) if series["file"] is not None else stored_funding(
         db_path, series["symbol"])
     if found is None or len(found[0]) == 0:
@@ -124,6 +125,25 @@ def load_funding(params: dict, series: dict, db_path: Path):
         raise UsageError(f"optimize: {params['strategy']} needs the funding-rate history of {series['symbol']}: "
                          f"none {where}; import or download it first (radar data import FILE, "
                          "radar data download --funding)")
+    return found
+
+
+def _load_open_interest(strategy: str, series: dict, db_path: Path):
+    """(ts, oi) of the open interest stored for the series' symbol when `strategy` needs it
+    (`liquidation`), else None (no file layout holds open interest: the database only).
+
+    Raises:
+        UsageError: the strategy needs open interest and none is stored.
+    """
+    from core.engine.assembly import stored_open_interest
+    from core.optimize.evaluators import needs_side_series
+
+    if not needs_side_series(strategy):
+        return None
+    found = stored_open_interest(db_path, series["symbol"])
+    if found is None or len(found[0]) == 0:
+        raise UsageError(f"optimize: {strategy} needs the open-interest history of {series['symbol']}: none stored "
+                         f"in {db_path}; download it first (radar data download --open-interest)")
     return found
 
 

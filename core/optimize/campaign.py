@@ -9,24 +9,29 @@ A campaign is a list of runs, one per (strategy, symbol, timeframe), each the pl
 strategy's grid (`param_grids.yaml`), configured params, the account of `risk.yaml` and the
 grading of the config folder: exactly what `radar optimize --strategy S --symbols X` runs.
 
-Unit of work: ONE TASK PER RUN (strategy, symbol, timeframe). A walk-forward is not split
-into window batches: its windows are not independent (every combo found in a later window
-is back-filled into the earlier ones, and the statistics need the complete window × combo
-matrices), so batching windows would mean re-implementing `walk_forward`'s internals here;
-runs are the unit that reproduces `walk_forward` exactly.
+Unit of work: ONE TASK PER (strategy, symbol, timeframe, window batch)
+(`core.optimize.campaign_batches`): each run's windows are cut into batches of a few windows
+(`window_batch`, default 4); a "search" task per batch, then (once the run's searches are in
+and its universe of combos is known) a "dense" task per batch, then one "final" task that
+aggregates the run with the walk-forward's own code. The result equals `walk_forward` on the
+run to the last bit (tested), whatever the batch size, back-end or finishing order; small
+tasks keep both CPUs busy to the end instead of leaving a long run alone at the tail.
 
 Back-ends (same tasks, same inputs, so the same numbers to the last bit):
 
 * "local" (default): a pool of `workers` processes (multiprocessing "spawn"; default: the
-  CPU count, at most the number of runs). In a daemonic process (e.g. a JobManager
+  CPU count, at most the number of tasks); every worker gets the candles and setups once,
+  at its start, and each task only its windows. In a daemonic process (e.g. a JobManager
   worker process), which may not have children, the runs execute one after another
   in-process instead.
 * "ray": `core.optimize.ray_backend` — Ray imported only then (`pip install 'radar[ray]'`);
   the candles of each series are put into Ray's object store once and passed by
-  reference to every task on that series.
+  reference to every task on that series; a run's dense parts stay in the object store
+  and go to its final task by reference.
 
 Candles are loaded once per (symbol, market, timeframe, file) in the calling process, the
-task's progress (per window) streams back to `progress`, and the results are stored in
+progress (per finished task: the run, its windows done) streams back to `progress`, and the
+results are stored in
 `optimization_results` (`core.optimize.results_store.save_result`, the same table as
 `radar optimize`) in plan order, AFTER every run has finished.
 
@@ -40,6 +45,7 @@ Ranking (`CampaignReport.ranking`): grade A → F, then score (descending), then
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import copyreg
 import math
@@ -283,14 +289,14 @@ def load_funding(spec: RunSpec, db_path: str | Path | None):
 def execute_run(spec: RunSpec, candles, setup: StrategySetup, settings,
                 progress: Callable[[float, str, int, int], None] | None = None,
                 should_stop: Callable[[], bool] | None = None, funding=None) -> tuple[Any, float]:
-    """One run: `walk_forward` of `setup.strategy` on `candles`; returns (WalkForwardResult, seconds).
-
-    This is the body of every task, local or on Ray.
+    """One run in one call: `walk_forward` of `setup.strategy` on `candles`; returns (WalkForwardResult,
+    seconds). The campaign's back-ends run the same walk-forward as window-batch tasks instead
+    (`core.optimize.campaign_batches`), with results equal to this.
     """
-    from core.optimize.evaluators import needs_funding
+    from core.optimize.evaluators import needs_side_series
     from core.optimize.walk_forward import walk_forward
 
-    funding = funding if needs_funding(setup.strategy) else None
+    funding = funding if needs_side_series(setup.strategy) else None     # funding rates, or liquidation's OI
     t0 = time.perf_counter()
     res = walk_forward(candles, setup.strategy, setup.grid, base_params=setup.base_params, account=setup.account,
                        settings=settings, grading=setup.grading, progress=progress, should_stop=should_stop,
@@ -299,25 +305,22 @@ def execute_run(spec: RunSpec, candles, setup: StrategySetup, settings,
 
 
 # -- the local pool -----------------------------------------------------------------------------
-_WORKER_QUEUE = None
-_WORKER_STOP = None
+_WORKER: dict[str, Any] = {}
 
 
-def _init_worker(q, stop) -> None:
-    global _WORKER_QUEUE, _WORKER_STOP
-    _WORKER_QUEUE, _WORKER_STOP = q, stop
+def _init_worker(q, stop, candles: dict, setups: dict) -> None:
+    """Pool worker start-up: the progress queue, the stop event, and every series' candles and
+    every strategy's setup ONCE per worker (tasks then carry only their windows)."""
+    _WORKER.update(q=q, stop=stop, candles=candles, setups=setups)
 
 
-def _pool_task(spec: RunSpec, data: tuple, setup: StrategySetup, settings) -> tuple[int, Any, float]:
-    q, stop = _WORKER_QUEUE, _WORKER_STOP
-    q.put(("start", spec.index, os.getpid()))
+def _pool_task(spec: RunSpec, phase: str, windows: tuple, settings, extra, parts) -> tuple[Any, float]:
+    from core.optimize.campaign_batches import run_task
 
-    def report(frac: float, phase: str, w: int, nw: int) -> None:
-        q.put(("progress", spec.index, frac, phase, w, nw))
-
-    candles, funding = data
-    res, secs = execute_run(spec, candles, setup, settings, report, stop.is_set, funding)
-    return spec.index, res, secs
+    w = _WORKER
+    w["q"].put(("start", spec.index, os.getpid()))
+    return run_task(spec, phase, w["candles"][spec.series_key], w["setups"][spec.strategy], settings, windows,
+                    extra, parts, w["stop"].is_set)
 
 
 class ProgressBook:
@@ -340,67 +343,105 @@ class ProgressBook:
         self.update(index, 1.0, "run done")
 
 
+def count_all_windows(runs: list[RunSpec], candles: dict, settings) -> dict[int, int]:
+    """{run index: its walk-forward window count}, computed where the candles are (the driver).
+
+    Raises:
+        CampaignError: naming the first run (plan order) whose data is shorter than one window.
+    """
+    from core.optimize.campaign_batches import count_windows
+
+    out = {}
+    for spec in runs:
+        try:
+            out[spec.index] = count_windows(candles[spec.series_key][0], settings)
+        except Exception as exc:
+            raise _run_error(spec, exc) from exc
+    return out
+
+
+def _schedule(runs: list[RunSpec], n_windows: dict[int, int], window_batch: int, book: ProgressBook):
+    from core.optimize.campaign_batches import RunSchedule
+
+    return RunSchedule(runs, n_windows, window_batch, on_progress=book.update)
+
+
 def _run_local(runs: list[RunSpec], candles: dict, setups: dict, settings, workers: int | None,
-               book: ProgressBook, should_stop: Callable[[], bool] | None) -> list[tuple[Any, float]]:
-    out: list[tuple[Any, float] | None] = [None] * len(runs)
-    n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(runs)))
+               book: ProgressBook, should_stop: Callable[[], bool] | None, n_windows: dict[int, int],
+               window_batch: int) -> list[tuple[Any, float]]:
+    from core.optimize.campaign_batches import FINAL, run_task
+
+    sched = _schedule(runs, n_windows, window_batch, book)
+    n_workers = max(1, min(int(workers or os.cpu_count() or 1), sum(len(b) for b in sched.batches.values())))
     if multiprocessing.current_process().daemon:              # no children allowed: run in-process
         n_workers = 0
     if n_workers == 0:
-        for spec in runs:
+        todo = collections.deque(sched.initial())
+        started: set[int] = set()
+        while todo:
+            t = todo.popleft()
+            spec = runs[t.run]
             if should_stop is not None and should_stop():
                 raise CampaignCancelled(f"campaign cancelled before {spec.name}")
+            if t.run not in started:
+                started.add(t.run)
+                book.update(t.run, 0.0, "started")
             try:
-                c, fund = candles[spec.series_key]
-                out[spec.index] = execute_run(spec, c, setups[spec.strategy], settings,
-                                              lambda f, p, w, nw, i=spec.index: book.update(i, f, p, w, nw),
-                                              should_stop, fund)
+                out, secs = run_task(spec, t.phase, candles[spec.series_key], setups[spec.strategy], settings,
+                                     t.windows, sched.extra(t), sched.dense_handles[t.run], should_stop)
             except Exception as exc:
                 raise _run_error(spec, exc) from exc
-            book.done(spec.index)
-        return out                                              # type: ignore[return-value]
+            todo.extend(sched.done(t, out, secs))
+            if t.phase == FINAL:
+                book.done(t.run)
+        return [(sched.results[s.index], sched.seconds[s.index]) for s in runs]
     ctx = multiprocessing.get_context("spawn")
     q, stop = ctx.Queue(), ctx.Event()
     started: dict[int, int] = {}
     pool = cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-                                  initargs=(q, stop))
-    futs: dict[cf.Future, RunSpec] = {}
+                                  initargs=(q, stop, candles, setups))
+    futs: dict[cf.Future, Any] = {}
     ok = False
+
+    def submit(t) -> None:
+        spec = runs[t.run]
+        parts = list(sched.dense_handles[t.run]) if t.phase == FINAL else []
+        futs[pool.submit(_pool_task, spec, t.phase, t.windows, settings, sched.extra(t), parts)] = t
+
+    def drain() -> None:
+        while True:
+            try:
+                msg = q.get_nowait()
+            except queue.Empty:
+                return
+            if msg[0] == "start" and msg[1] not in started:
+                started[msg[1]] = msg[2]
+                book.update(msg[1], 0.0, "started")
+
     try:
-        for spec in runs:
-            futs[pool.submit(_pool_task, spec, candles[spec.series_key], setups[spec.strategy], settings)] = spec
-        pending = set(futs)
-
-        def drain() -> None:
-            while True:
-                try:
-                    msg = q.get_nowait()
-                except queue.Empty:
-                    return
-                if msg[0] == "start":
-                    started[msg[1]] = msg[2]
-                    book.update(msg[1], 0.0, "started")
-                else:
-                    book.update(*msg[1:])
-
-        while pending:
+        for t in sched.initial():
+            submit(t)
+        while futs:
             if should_stop is not None and should_stop():
                 stop.set()
                 raise CampaignCancelled("campaign cancelled: nothing stored")
-            done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            done, _ = cf.wait(set(futs), timeout=0.2, return_when=cf.FIRST_COMPLETED)
             drain()
-            for fut in sorted(done, key=lambda f: futs[f].index):
-                spec = futs[fut]
+            for fut in sorted(done, key=lambda f: (futs[f].run, futs[f].windows)):
+                t = futs.pop(fut)
+                spec = runs[t.run]
                 exc = fut.exception()
                 if isinstance(exc, cf.process.BrokenProcessPool):
-                    dying = [runs[i].name for i in sorted(started) if out[i] is None] or [spec.name]
+                    dying = [runs[i].name for i in sorted(started) if i not in sched.results] or [spec.name]
                     raise CampaignError(f"campaign: a worker process died while running {', '.join(dying)} "
                                         f"({exc}); nothing of the campaign was stored", dying)
                 if exc is not None:
                     raise _run_error(spec, exc)
-                idx, res, secs = fut.result()
-                out[idx] = (res, secs)
-                book.done(idx)
+                out, secs = fut.result()
+                for nt in sched.done(t, out, secs):
+                    submit(nt)
+                if t.phase == FINAL:
+                    book.done(t.run)
         ok = True
     finally:
         if not ok:
@@ -408,13 +449,14 @@ def _run_local(runs: list[RunSpec], candles: dict, setups: dict, settings, worke
         pool.shutdown(wait=True, cancel_futures=True)
         q.close()
         q.join_thread()
-    return out                                                  # type: ignore[return-value]
+    return [(sched.results[s.index], sched.seconds[s.index]) for s in runs]
 
 
 def _run_error(spec: RunSpec, exc: BaseException) -> RadarError:
+    from core.optimize.campaign_batches import BatchCancelled
     from core.optimize.walk_forward import WalkForwardCancelled
 
-    if isinstance(exc, WalkForwardCancelled):
+    if isinstance(exc, (WalkForwardCancelled, BatchCancelled)):
         return CampaignCancelled(f"campaign cancelled during {spec.name}: nothing stored")
     text = str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
     return CampaignError(f"campaign run {spec.name} failed: {text}; nothing of the campaign was stored",
@@ -422,6 +464,20 @@ def _run_error(spec: RunSpec, exc: BaseException) -> RadarError:
 
 
 # -- the campaign -------------------------------------------------------------------------------
+def rank_runs(rows: Sequence[dict], order_key: str | None = None) -> list[dict]:
+    """`rows` (walk-forward summaries: "grade", "score", "criteria") best first: grade A → F,
+    score ↓, OOS Sharpe ↓ (a missing or non-finite one last), then `order_key` (e.g. "run",
+    the plan order; default the given order). The ranking of a campaign report and of the
+    console's results view."""
+    def key(ir: tuple[int, dict]):
+        i, r = ir
+        sharpe = (r.get("criteria") or {}).get("oos_sharpe")
+        sharpe = -math.inf if sharpe is None or not math.isfinite(sharpe) else sharpe
+        return (_GRADE_ORDER.get(r.get("grade"), 99), -float(r.get("score") or 0.0), -sharpe,
+                r[order_key] if order_key else i)
+    return [r for _, r in sorted(enumerate(rows), key=key)]
+
+
 @dataclass
 class CampaignReport:
     """What `run_campaign` produced: every run's summary, stored, ranked by grade.
@@ -430,9 +486,11 @@ class CampaignReport:
         plan: the plan.
         backend: "local" or "ray"; `where`: the pool size or the Ray address used.
         runs: per run in plan order: the walk-forward summary + "result_id", "strategy",
-            "task_seconds" (the walk-forward's own time in its worker).
+            "tasks" (its window-batch tasks: search + dense + 1 final), "task_seconds" (the
+            time its tasks took in their workers, summed).
         seconds: wall time of the whole campaign (loading, start-up, runs, storing).
         job_id: the job the campaign ran as, if any.
+        window_batch: windows per task.
     """
 
     plan: CampaignPlan
@@ -442,21 +500,19 @@ class CampaignReport:
     seconds: float
     job_id: int | None = None
     results: list[Any] = field(default_factory=list, repr=False)
+    window_batch: int | None = None
 
     @property
     def ranking(self) -> list[dict]:
-        """The runs best first: grade A → F, score ↓, OOS Sharpe ↓, then plan order; "rank" added (1-based)."""
-        def key(r: dict):
-            sharpe = r["criteria"].get("oos_sharpe")
-            sharpe = -math.inf if sharpe is None or not math.isfinite(sharpe) else sharpe
-            return (_GRADE_ORDER.get(r["grade"], 99), -float(r["score"]), -sharpe, r["run"])
-        return [{"rank": i + 1, **r} for i, r in enumerate(sorted(self.runs, key=key))]
+        """The runs best first (`rank_runs`); "rank" added (1-based)."""
+        return [{"rank": i + 1, **r} for i, r in enumerate(rank_runs(self.runs, order_key="run"))]
 
     def to_json(self) -> dict:
-        """{"campaign": {...plan, runs, backend, where}, "job_id", "seconds", "ranking": [...]}."""
+        """{"campaign": {...plan, runs, backend, where, window_batch}, "job_id", "seconds", "ranking": [...]}."""
         return {"campaign": {"strategies": list(self.plan.strategies), "timeframes": list(self.plan.timeframes),
                              "symbols": sorted({s["symbol"] for ss in self.plan.series.values() for s in ss}),
-                             "runs": len(self.runs), "backend": self.backend, "where": self.where},
+                             "runs": len(self.runs), "backend": self.backend, "where": self.where,
+                             "window_batch": self.window_batch},
                 "job_id": self.job_id, "seconds": round(self.seconds, 3), "ranking": self.ranking}
 
 
@@ -467,7 +523,7 @@ def _load_all(plan: CampaignPlan, runs: list[RunSpec], db_path, progress) -> dic
     Raises:
         DataError / UsageError: naming the series (nothing was run).
     """
-    from core.optimize.evaluators import needs_funding
+    from core.optimize.evaluators import needs_side_series
 
     candles: dict[tuple, Any] = {}
     for spec in runs:
@@ -475,7 +531,7 @@ def _load_all(plan: CampaignPlan, runs: list[RunSpec], db_path, progress) -> dic
             if progress is not None:
                 progress(0.0, "loading", 0, len(runs), f"{spec.symbol} {spec.timeframe}")
             try:
-                needs = any(needs_funding(r.strategy) for r in runs if r.series_key == spec.series_key)
+                needs = any(needs_side_series(r.strategy) for r in runs if r.series_key == spec.series_key)
                 candles[spec.series_key] = (load_series(spec, plan.start_ms, plan.end_ms, db_path),
                                             load_funding(spec, db_path) if needs else None)
             except RadarError as exc:
@@ -516,7 +572,8 @@ def _load_while_ray_starts(plan: CampaignPlan, runs: list[RunSpec], db_path, pro
 def run_campaign(plan: CampaignPlan, *, db_path: str | Path, backend: str = "local", workers: int | None = None,
                  ray_address: str | None = "auto", ray_init: dict | None = None,
                  progress: CampaignProgress | None = None, should_stop: Callable[[], bool] | None = None,
-                 job_id: int | None = None, save: bool = True, git_rev: str | None = None) -> CampaignReport:
+                 job_id: int | None = None, save: bool = True, git_rev: str | None = None,
+                 window_batch: int | None = None) -> CampaignReport:
     """Run every run of `plan` on `backend` and store the results (module docstring).
 
     Args:
@@ -531,6 +588,8 @@ def run_campaign(plan: CampaignPlan, *, db_path: str | Path, backend: str = "loc
         job_id: stored with each result.
         save: False runs without storing (result_id None).
         git_rev: stored with each result (default: `results_store.git_revision()`).
+        window_batch: windows per task (default `campaign_batches.DEFAULT_WINDOW_BATCH`); the
+            results do not depend on it.
 
     Raises:
         UsageError: unknown backend, or Ray not installed.
@@ -548,19 +607,30 @@ def run_campaign(plan: CampaignPlan, *, db_path: str | Path, backend: str = "loc
     setups = strategy_setups(plan)
     settings = plan.settings()
     book = ProgressBook(runs, progress)
+    from core.optimize.campaign_batches import DEFAULT_WINDOW_BATCH, batches
+
+    batch = DEFAULT_WINDOW_BATCH if window_batch is None else int(window_batch)
+    if batch < 1:
+        raise UsageError(f"campaign: window_batch must be >= 1, got {window_batch!r}")
     if backend == "local":
         candles = _load_all(plan, runs, db_path, progress)
-    else:
-        candles, conn_ray = _load_while_ray_starts(plan, runs, db_path, progress, ray_address, ray_init)
-    if backend == "local":
-        n = max(1, min(int(workers or os.cpu_count() or 1), len(runs)))
+        n_windows = count_all_windows(runs, candles, settings)
+        n_tasks = sum(len(batches(k, batch)) for k in n_windows.values())
+        n = max(1, min(int(workers or os.cpu_count() or 1), n_tasks))
         where = f"{n} local worker process(es)" if not multiprocessing.current_process().daemon else "in-process"
-        done = _run_local(runs, candles, setups, settings, workers, book, should_stop)
+        done = _run_local(runs, candles, setups, settings, workers, book, should_stop, n_windows, batch)
     else:
         from core.optimize.ray_backend import run_on_ray
 
+        candles, conn_ray = _load_while_ray_starts(plan, runs, db_path, progress, ray_address, ray_init)
+        try:
+            n_windows = count_all_windows(runs, candles, settings)
+        except BaseException:
+            if conn_ray[1]:
+                conn_ray[0].shutdown()                             # the Ray this call started
+            raise
         done, where = run_on_ray(runs, candles, setups, settings, book, should_stop=should_stop,
-                                 connection=conn_ray)
+                                 connection=conn_ray, n_windows=n_windows, window_batch=batch)
     results = [r for r, _ in done]
     ids: list[int | None] = [None] * len(runs)
     if save:
@@ -572,9 +642,10 @@ def run_campaign(plan: CampaignPlan, *, db_path: str | Path, backend: str = "loc
         finally:
             conn.close()
     rows = [{**res.summary(), "strategy": spec.strategy, "run": spec.index, "result_id": ids[spec.index],
-             "sub_scores": dict(res.grade.sub_scores), "task_seconds": round(secs, 3)}
+             "sub_scores": dict(res.grade.sub_scores), "task_seconds": round(secs, 3),
+             "tasks": 2 * len(batches(n_windows[spec.index], batch)) + 1}
             for spec, (res, secs) in zip(runs, done)]
-    return CampaignReport(plan, backend, where, rows, time.perf_counter() - t0, job_id, results)
+    return CampaignReport(plan, backend, where, rows, time.perf_counter() - t0, job_id, results, batch)
 
 
 # -- as a job -----------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ window with its per-candle equity and trades (`window`). Two families:
   the SMA is complete at the window's first candle and every trade happens inside it.
   In-sample: `core.backtest.fast.sweep` over warm-up + window, one call per ma_period.
 
+* `GridFamilyEvaluator` — grid_atr, grid_rsi, grid_funding, grid_mtf (+ short sides,
+  docs/grid_family.md), the generic grid kernel of `core.backtest.fast.grid_kernel`, with the
+  envelope's scheme: a warm-up chosen so that the first quote falls on the window's first candle.
+
 * `SingleEvaluator` — the six single-position strategies of `docs/single_position.md`
   (vwap_rsi, momentum, bollinger_mr, donchian_breakout, supertrend, funding; each trades
   both sides, long and short), the kernel of `core.backtest.fast.single_kernels`.
@@ -54,6 +58,7 @@ from typing import Mapping
 import numpy as np
 
 from core.backtest.fast import run_fast, sweep
+from core.backtest.fast import grid_family as gf
 from core.backtest.fast import single_kernels as sk
 from core.backtest.fast.combos import DEFAULT_PARAMS as ENVELOPE_DEFAULTS
 from core.backtest.fast.sweep import _pool, default_workers
@@ -75,6 +80,7 @@ LOOKBACK_PARAMS: dict[str, tuple[str, ...]] = {
     "donchian_breakout": ("channel_period", "atr_period"),
     "supertrend": ("atr_period",),
     "funding": (),
+    "liquidation": ("atr_period", "oi_period"),
 }
 
 #: Extra warm-up candles beyond the longest lookback (signals read indicators at t−1 and t−2).
@@ -94,11 +100,14 @@ def lookback_params(strategy: str) -> tuple[str, ...]:
                  if f.annotation is int and (n.endswith("_period") or n.endswith("_ema")))
 
 
-def warmup_candles(strategy: str, params: Mapping[str, object]) -> int:
+def warmup_candles(strategy: str, params: Mapping[str, object], timeframe: str | None = None) -> int:
     """Candles of history a window's backtest needs before its first candle (module docstring):
-    envelope: ma_period; single-position: max(lookback params) + 2, 0 without lookback."""
+    envelope: ma_period; single-position: max(lookback params) + 2, 0 without lookback; the
+    grid family: `core.backtest.fast.grid_family.warmup_candles` (grid_mtf needs `timeframe`)."""
     if strategy in ("envelope_dca", "envelope_dca_short"):
         return int(params["ma_period"])
+    if gf.is_grid_family(strategy):
+        return gf.warmup_candles(strategy, params, timeframe)
     names = lookback_params(strategy)
     return max(int(params[n]) for n in names) + WARMUP_MARGIN if names else 0
 
@@ -208,6 +217,46 @@ class EnvelopeEvaluator(Evaluator):
                          float(res.final_equity))
 
 
+class GridFamilyEvaluator(Evaluator):
+    """grid_atr, grid_rsi, grid_funding, grid_mtf and their short sides (docs/grid_family.md),
+    on `core.backtest.fast.grid_family`. As `EnvelopeEvaluator`: warm-up W =
+    `warmup_candles(strategy, params, timeframe)` candles before the window, chosen so that the
+    strategy first quotes (and can trade) at the window's first candle and never before;
+    in-sample: every combo of the window in one threaded kernel call per distinct W."""
+
+    def __init__(self, strategy: str, account: Account, funding=None) -> None:
+        super().__init__(strategy, account, funding)
+        if gf.needs_funding(strategy):
+            if funding is None or len(funding[0]) == 0:
+                raise UsageError(f"walk-forward: {strategy} needs the perpetual's funding-rate history "
+                                 "(funding=(ts, rate)): import or download it first")
+            self.funding = (np.ascontiguousarray(funding[0], dtype=np.int64),
+                            np.ascontiguousarray(funding[1], dtype=np.float64))
+        else:
+            self.funding = None
+
+    def is_stats(self, candles: Candles, start: int, end: int, combos: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        sharpe = np.empty(len(combos))
+        ret = np.empty(len(combos))
+        by_w: dict[int, list[int]] = {}
+        for i, p in enumerate(combos):
+            by_w.setdefault(warmup_candles(self.strategy, p, candles.timeframe), []).append(i)
+        c0 = float(self.account.initial_capital)
+        for w, idx in by_w.items():
+            sl, _ = window_slice(candles, start, end, w)
+            out = gf.sweep_grid_stats(sl, self.strategy, [combos[i] for i in idx], self.account,
+                                      funding=self.funding)
+            sharpe[idx] = out[:, 3]
+            ret[idx] = out[:, 0] / c0 - 1.0
+        return sharpe, ret
+
+    def window(self, candles: Candles, params: dict, start: int, end: int) -> WindowRun:
+        sl, k = window_slice(candles, start, end, warmup_candles(self.strategy, params, candles.timeframe))
+        res = gf.run_grid_fast(sl, self.strategy, params, self.account, funding=self.funding)
+        return WindowRun(res.ts[k:], res.equity[k:], np.array([c.pnl for c in res.cycles], dtype=np.float64),
+                         float(res.final_equity))
+
+
 @dataclass(frozen=True)
 class _Inputs:
     """Kernel inputs of one window: candles [j, hi) of the series (j = one masked candle before
@@ -240,6 +289,12 @@ class SingleEvaluator(Evaluator):
                 raise UsageError(f"walk-forward: {strategy} needs the perpetual's funding-rate history "
                                  "(funding=(ts, rate)): import or download it first "
                                  "(radar data import ..._8h-funding_rate.json.gz / radar data download --funding)")
+            self.funding = (np.ascontiguousarray(funding[0], dtype=np.int64),
+                            np.ascontiguousarray(funding[1], dtype=np.float64))
+        elif getattr(cls, "NEEDS_OPEN_INTEREST", False):
+            if funding is None or len(funding[0]) == 0:
+                raise UsageError(f"walk-forward: {strategy} needs the perpetual's open-interest history "
+                                 "(funding=(ts, oi)): download it first (radar data download --open-interest)")
             self.funding = (np.ascontiguousarray(funding[0], dtype=np.int64),
                             np.ascontiguousarray(funding[1], dtype=np.float64))
         self._cache: OrderedDict[tuple, _Inputs] = OrderedDict()
@@ -332,13 +387,21 @@ class SingleEvaluator(Evaluator):
 
 #: Every strategy the walk-forward can run, in registry order.
 STRATEGIES: tuple[str, ...] = tuple(n for n in registry.names()
-                                    if n in ("envelope_dca", "envelope_dca_short") or sk.is_single(n))
+                                    if n in ("envelope_dca", "envelope_dca_short") or sk.is_single(n)
+                                    or gf.is_grid_family(n))
 
 
 def needs_funding(strategy: str) -> bool:
     """True when `strategy` trades on a perpetual's funding rates (needs funding=(ts, rate))."""
     cls = sk.strategy_class(strategy)
-    return bool(cls is not None and cls.NEEDS_FUNDING)
+    return bool(cls is not None and cls.NEEDS_FUNDING) or gf.needs_funding(strategy)
+
+
+def needs_side_series(strategy: str) -> bool:
+    """True when `strategy` reads a side series through `funding=(ts, value)`: the funding
+    rates (`funding`) or the open interest (`liquidation`)."""
+    cls = sk.strategy_class(strategy)
+    return bool(cls is not None and (cls.NEEDS_FUNDING or getattr(cls, "NEEDS_OPEN_INTEREST", False)))
 
 
 def evaluator_for(strategy: str, account: Account = Account(), funding=None) -> Evaluator:
@@ -351,7 +414,9 @@ def evaluator_for(strategy: str, account: Account = Account(), funding=None) -> 
         raise UsageError(f"walk-forward: unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     if strategy in ("envelope_dca", "envelope_dca_short"):
         return EnvelopeEvaluator(strategy, account)
-    return SingleEvaluator(strategy, account, funding if needs_funding(strategy) else None)
+    if gf.is_grid_family(strategy):
+        return GridFamilyEvaluator(strategy, account, funding if needs_funding(strategy) else None)
+    return SingleEvaluator(strategy, account, funding if needs_side_series(strategy) else None)
 
 
 def event_window_backtest(candles: Candles, strategy: str, params: dict, start: int, end: int,
@@ -366,11 +431,12 @@ def event_window_backtest(candles: Candles, strategy: str, params: dict, start: 
     from core.backtest.event_engine import run_event_backtest
     from core.backtest.single_driver import run_single_backtest
 
-    w = warmup_candles(strategy, params)
+    w = warmup_candles(strategy, params, candles.timeframe)
     cls = sk.strategy_class(strategy)
     if cls is None:
         sl, k = window_slice(candles, start, end, w)
-        return run_event_backtest(sl, strategy, params, account), k
+        return run_event_backtest(sl, strategy, params, account,
+                                  funding=funding if gf.needs_funding(strategy) else None), k
     sl, k = window_slice(candles, start, end, max(w, 1))
 
     class _Masked(cls):  # type: ignore[valid-type, misc]

@@ -394,4 +394,46 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        11,
+        "open interest of perpetuals (the liquidation strategy's series)",
+        """
+        CREATE TABLE open_interest (
+            symbol TEXT NOT NULL,             -- ccxt unified symbol of the perpetual, e.g. BTC/USDT:USDT
+            ts     INTEGER NOT NULL,          -- sample time, ms UTC (a live snapshot: the candle boundary)
+            oi     REAL NOT NULL,             -- open interest, contracts in base units (> 0)
+            source TEXT NOT NULL,             -- exchange id the sample came from, e.g. bitget
+            PRIMARY KEY (symbol, ts)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        12,
+        "capital allocation across runners: state, weights of every rebalance, transfers",
+        """
+        CREATE TABLE allocation_state (
+            id          INTEGER PRIMARY KEY CHECK (id = 1),   -- one row
+            state       TEXT NOT NULL,               -- JSON of core.risk.allocation_runtime.Allocator
+            updated_ms  INTEGER NOT NULL             -- ms UTC (wall clock)
+        );
+        CREATE TABLE allocation_weights (
+            ts_ms       INTEGER NOT NULL,            -- open time of the candle that rebalanced, ms UTC
+            runner      TEXT NOT NULL,               -- strategy@symbol@timeframe
+            policy      TEXT NOT NULL,               -- equal | fixed | grade | inverse_volatility | risk_parity | kelly
+            weight      REAL NOT NULL,               -- fraction of the account equity
+            target      REAL NOT NULL,               -- USDT: weight x account equity (equal in a replay: the capital)
+            capital     REAL NOT NULL,               -- USDT: the runner's cash at the rebalance
+            detail      TEXT NOT NULL DEFAULT '{}',  -- JSON: returns window, fallback reason, ...
+            PRIMARY KEY (ts_ms, runner)
+        ) WITHOUT ROWID;
+        CREATE TABLE allocation_transfers (
+            id          INTEGER PRIMARY KEY,
+            ts_ms       INTEGER NOT NULL,            -- open time of the candle after which it moved, ms UTC
+            runner      TEXT NOT NULL,               -- strategy@symbol@timeframe
+            amount      REAL NOT NULL,               -- USDT into the runner's cash (negative: out, to the pool)
+            cash_after  REAL NOT NULL,               -- the runner's cash after it, USDT
+            pool_after  REAL NOT NULL                -- unallocated cash after it, USDT
+        );
+        """,
+    ),
 ]

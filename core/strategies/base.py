@@ -102,6 +102,11 @@ class GridStrategy(ABC):
         params: the normalised parameter dict (as reported in results).
         levels: list of L floats, candle t's level prices (quote currency).
         take_profit: float, candle t's take-profit price (quote currency).
+        allow_new_cycle: the new-cycle gate for candle t, set by `on_candle_open` (class
+            default True: envelope_dca never closes it). While flat and False, no entry
+            level rests (the matching engine walks nothing; the executor cancels / does not
+            place entry orders); once a position is open it has no effect (levels, stop and
+            take-profit work as usual). See docs/grid_family.md.
     """
 
     name: str = ""
@@ -110,6 +115,12 @@ class GridStrategy(ABC):
     params: dict
     levels: list[float]
     take_profit: float
+    allow_new_cycle: bool = True
+
+    def bind_market(self, timeframe: str | None, funding=None) -> None:
+        """The driver's context, given once before the first candle: the candles' timeframe
+        (e.g. "1h") and the perpetual's funding series (ts int64 ms UTC, rate float64; None
+        when there is none). Default: ignored (envelope_dca needs neither)."""
 
     @abstractmethod
     def on_candle_open(self, history: CandleHistory) -> bool:

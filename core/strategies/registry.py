@@ -10,6 +10,11 @@ from core.strategies.bollinger_mr import BollingerMr
 from core.strategies.donchian_breakout import DonchianBreakout
 from core.strategies.envelope_dca import EnvelopeDca, EnvelopeDcaShort
 from core.strategies.funding import Funding
+from core.strategies.grid_atr import GridAtr, GridAtrShort
+from core.strategies.grid_funding import GridFunding, GridFundingShort
+from core.strategies.grid_mtf import GridMtf, GridMtfShort
+from core.strategies.grid_rsi import GridRsi, GridRsiShort
+from core.strategies.liquidation import Liquidation
 from core.strategies.momentum import Momentum
 from core.strategies.supertrend import Supertrend
 from core.strategies.vwap_rsi import VwapRsi
@@ -26,6 +31,15 @@ STRATEGIES: dict[str, Callable[[dict], Strategy]] = {
     "donchian_breakout": DonchianBreakout,
     "supertrend": Supertrend,
     "funding": Funding,
+    "grid_atr": GridAtr,
+    "grid_atr_short": GridAtrShort,
+    "grid_rsi": GridRsi,
+    "grid_rsi_short": GridRsiShort,
+    "grid_funding": GridFunding,
+    "grid_funding_short": GridFundingShort,
+    "grid_mtf": GridMtf,
+    "grid_mtf_short": GridMtfShort,
+    "liquidation": Liquidation,
 }
 
 

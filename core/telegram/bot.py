@@ -309,6 +309,12 @@ class TelegramBot:
         info messages in an overflow). Returns as `send_text`."""
         return self._broadcast(fmt.daily_report_text(day_start_ms, sections), Severity.WARNING)
 
+    def send_weekly_report(self, week_start_ms: int,
+                           sections: Mapping[str, str] | Iterable[tuple[str, str]]) -> bool:
+        """Queue the weekly report (see `format.weekly_report_text`; warning priority, as the daily
+        one). Returns as `send_text`."""
+        return self._broadcast(fmt.weekly_report_text(week_start_ms, sections), Severity.WARNING)
+
     def _broadcast(self, text: str, severity: Severity) -> bool:
         ok = True
         for chat_id in sorted(self._allowed):

@@ -91,6 +91,22 @@ def daily_report_text(day_start_ms: int, sections: Mapping[str, str] | Iterable[
     return fit("\n".join(lines))
 
 
+def weekly_report_text(week_start_ms: int, sections: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """The weekly report: a title with the UTC week (Monday .. Sunday), then one "Name: text"
+    block per section (as `daily_report_text`).
+
+    Args:
+        week_start_ms: Monday 00:00 UTC of the reported week, ms UTC.
+        sections: ordered (name, text) pairs (`core.performance.weekly.weekly_sections`).
+    """
+    items = sections.items() if isinstance(sections, Mapping) else sections
+    last_day = week_start_ms + 6 * 86_400_000
+    lines = [f"Radar weekly report {format_ms(week_start_ms)[:10]} .. {format_ms(last_day)[:10]} (UTC)"]
+    for name, text in items:
+        lines.append(f"{name}: {text}" if "\n" not in text else f"{name}:\n{text}")
+    return fit("\n".join(lines))
+
+
 def alerts_text(alerts: list[Alert], unacknowledged: int, limit: int = 20) -> str:
     """The /alerts reply: unresolved alerts, most severe first, one line each (at most `limit`)."""
     if not alerts:

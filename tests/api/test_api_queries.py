@@ -105,7 +105,7 @@ async def _fake_engine(sock: Path, version: dict | None):
 
 
 @pytest.mark.parametrize("version, match", [
-    ({"protocol": "2.0", "major": 2}, r"speaks protocol 2\.0, this client 1\.1: major versions differ"),
+    ({"protocol": "2.0", "major": 2}, r"speaks protocol 2\.0, this client 1\.2: major versions differ"),
     (None, r"does not serve protocol v1"),
 ])
 async def test_client_refuses_another_major_version(tmp_path: Path, version: dict | None, match: str) -> None:

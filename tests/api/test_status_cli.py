@@ -39,7 +39,7 @@ async def test_status_json_and_text_of_a_running_engine(run: Run, capsys: pytest
     assert (code, err) == (0, "")
     s = json.loads(out)
     r = run.engine.runners[0]
-    assert s["engine_running"] is True and s["socket"] == str(run.socket) and s["protocol"] == PROTOCOL_VERSION == "1.1"
+    assert s["engine_running"] is True and s["socket"] == str(run.socket) and s["protocol"] == PROTOCOL_VERSION == "1.2"
     assert s["engine"]["pid"] == os.getpid() and s["engine"]["ui"] == "headless" and s["mode"] == "paper"
     assert abs(s["equity"] - r.equity_last) < 1e-9 and s["kill_switch"]["active"] is False
     (row,) = s["runners"]
@@ -53,7 +53,7 @@ async def test_status_json_and_text_of_a_running_engine(run: Run, capsys: pytest
 
     code, out, err = await cli(capsys, "--db", str(run.db), "status")
     assert code == 0 and err == ""
-    assert out.startswith(f"engine running: pid {os.getpid()}, paper (headless), protocol 1.1, socket {run.socket}")
+    assert out.startswith(f"engine running: pid {os.getpid()}, paper (headless), protocol 1.2, socket {run.socket}")
     assert "equity " in out and "USDT, day P&L" in out and "kill switch off" in out
     assert "envelope_dca" in out and "Open orders" in out
     assert read_audit(sqlite3.connect(run.db)) == []                 # queries are not commands

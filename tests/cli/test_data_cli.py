@@ -233,4 +233,4 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert command_word(["--db", "x.db", "--config-dir", "c", "-v", "backtest", "--json"]) == "backtest"
     assert command_word(["--help"]) is None
     assert set(COMMAND_MODULES) == {"config", "data", "backtest", "alerts", "optimize", "run", "health",
-                                    "status", "ctl", "attach"}
+                                    "status", "ctl", "attach", "risk", "report"}

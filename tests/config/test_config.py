@@ -27,8 +27,7 @@ from core.strategies.params import (STRATEGY_PARAMS, EnvelopeDcaParams, FundingP
                                     VwapRsiParams)
 
 ENVELOPE_FIELDS = "ma_period, num_levels, envelope_start, envelope_step, sl_percent"
-STRATEGY_NAMES = ("envelope_dca, envelope_dca_short, vwap_rsi, momentum, bollinger_mr, "
-                  "donchian_breakout, supertrend, funding")
+STRATEGY_NAMES = ", ".join(STRATEGY_PARAMS)   # every registered name, in registry order
 EXCHANGE_FIELDS = ("id, market_type, sandbox, uta, margin_mode, position_mode, rate_limit_ms, "
                    "client_order_prefix, timeouts")
 

@@ -324,7 +324,8 @@ def test_interface_and_refusals(tmp_path: Path) -> None:
         SingleStrategyRunner("envelope_dca", {}, c.symbol, c.timeframe, Account(), store, ks)
     r = SingleStrategyRunner("supertrend", {}, c.symbol, c.timeframe, Account(), store, ks)
     assert r.key == (c.symbol, c.timeframe) and r.cursor is None and r.equity_last == 10_000.0
-    assert set(STREAMS) == {"vwap_rsi", "momentum", "bollinger_mr", "donchian_breakout", "supertrend", "funding"}
+    assert set(STREAMS) == {"vwap_rsi", "momentum", "bollinger_mr", "donchian_breakout", "supertrend", "funding",
+                            "liquidation"}
     for name in ("on_candle", "finish", "flatten", "cancel_entries"):
         assert asyncio.iscoroutinefunction(getattr(r, name)), name
 

@@ -50,7 +50,8 @@ from core.strategies.params import STRATEGY_PARAMS
 from tests.support.shared_data import PROJECT_ROOT, shared_file
 
 SINGLE = ("vwap_rsi", "momentum", "bollinger_mr", "donchian_breakout", "supertrend", "funding")
-CANDLE_ONLY = tuple(s for s in STRATEGIES if s != "funding")
+GRID_FAMILY = tuple(s for s in STRATEGIES if s.startswith("grid_"))  # their own: test_grid_family_wfo.py
+CANDLE_ONLY = tuple(s for s in STRATEGIES if s not in ("funding", "liquidation", *GRID_FAMILY))  # liquidation: test_wfo_liquidation.py
 CRITERIA = {"oos_sharpe", "consistency", "oos_is_ratio", "dsr", "param_stability"}
 REL = 1e-9
 SHORT = WalkForwardSettings(is_days=60, oos_days=20, step_days=20, n_boot=200)
@@ -131,7 +132,7 @@ def pick(strategy: str, n: int) -> list[dict]:
 
 # -- dispatch ------------------------------------------------------------------------------------------
 def test_every_strategy_is_supported() -> None:
-    assert set(STRATEGIES) == set(registry.names()) and len(STRATEGIES) == 8
+    assert set(STRATEGIES) == set(registry.names()) and len(STRATEGIES) == len(registry.names())
     assert set(grids()) == set(STRATEGIES)
     import argparse
 
@@ -203,7 +204,8 @@ def _series(strategy: str):
     return btc(), None, _ms("2019-05-01"), _ms("2019-06-30")
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "liquidation" and s not in GRID_FAMILY])
+# liquidation: test_wfo_liquidation.py; the grid family: test_grid_family_wfo.py
 def test_window_backtest_equals_the_event_engine(strategy: str) -> None:
     candles, funding, start, end = _series(strategy)
     e = ev.evaluator_for(strategy, funding=funding)

@@ -11,6 +11,7 @@ import numpy as np
 
 from core.backtest.fast.combos import DEFAULT_GRID, DEFAULT_PARAMS, Combos, as_combos, grid_combos
 from core.backtest.fast.envelope_kernel import REASONS, run_combo
+from core.backtest.fast.grid_family import is_grid_family, run_grid_fast
 from core.backtest.fast.single_kernels import is_single, run_single_fast
 from core.backtest.fast.sma import compute_indicators
 from core.backtest.fast.sweep import SweepResult, candle_arrays, side_sign, sweep
@@ -29,9 +30,12 @@ def run_fast(candles: Candles, strategy: str, params: dict, account: Account = A
 
     Single-position strategies (`docs/single_position.md`) run in
     `core.backtest.fast.single_kernels` (skip is ignored; funding=(ts, rate) is required by
-    `funding`)."""
+    `funding`); the grid family in `core.backtest.fast.grid_family` (skip ignored; funding
+    required by grid_funding)."""
     if is_single(strategy):
         return run_single_fast(candles, strategy, params, account, funding=funding)
+    if is_grid_family(strategy):      # grid_atr, grid_rsi, grid_funding, grid_mtf (docs/grid_family.md)
+        return run_grid_fast(candles, strategy, params, account, funding=funding)
     sgn = side_sign(strategy)
     cmb = as_combos([params])
     p = cmb.params(0)

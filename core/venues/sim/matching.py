@@ -30,6 +30,8 @@ Path of a candle (spec "Intrabar path"): green or flat (C >= O): O → L → H �
    levels filled at the open, and a fill leaves S beyond the fill price; so the walk only
    orders them against each other and tests them against the segment's end.)
 3. An exit (TP or SL) ends the candle: nothing else happens until the next candle.
+New-cycle gate (docs/grid_family.md): while flat, a candle whose quote closed the strategy's
+`allow_new_cycle` is not walked at all (no level rests); in a position the gate is ignored.
 
 Money (spec "Money"): entry fill cash −= qty·price·f_m; whole exit at X: long
 cash += Q·(X − A) − Q·X·f_t, short cash += Q·(A − X) − Q·X·f_t; cycle pnl = realised P&L
@@ -192,8 +194,8 @@ class LongMatchingEngine(MatchingEngine):
         L = self.n_levels
         m = strat.take_profit
         if k == 0:
-            if lo > P[0]:                       # flat and level 0 untouched: nothing can happen
-                return None
+            if lo > P[0] or not strat.allow_new_cycle:
+                return None                     # flat, and level 0 untouched or the new-cycle gate closed
         else:
             S = self.stop
             if o <= S:                          # 1. at the open: SL, else TP
@@ -247,8 +249,8 @@ class ShortMatchingEngine(MatchingEngine):
         L = self.n_levels
         m = strat.take_profit
         if k == 0:
-            if h < P[0]:                        # flat and level 0 untouched: nothing can happen
-                return None
+            if h < P[0] or not strat.allow_new_cycle:
+                return None                     # flat, and level 0 untouched or the new-cycle gate closed
         else:
             S = self.stop
             if o >= S:                          # 1. at the open: SL, else TP
