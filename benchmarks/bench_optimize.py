@@ -29,8 +29,13 @@ checks the two stored rankings are identical (except result ids and task times) 
 prints one JSON line per repeat, then a last JSON line with the summary:
 
     {"campaign": "2x5x1h", "runs": 10, "local_s": [...], "ray_s": [...], "ratio_ray_over_local": [...],
-     "ratio_median": ..., "identical": true, "tasks": [{"strategy", "symbol", "windows", "evaluations",
-     "local_task_s", "ray_task_s"}, ...], "task_s_mean": ..., "evaluations_per_task_mean": ...}
+     "ratio_median": ..., "identical": true, "tasks": [{"strategy", "symbol", "windows", "tasks",
+     "evaluations", "local_task_s", "ray_task_s"}, ...], "window_batch": 4, "n_tasks": ...,
+     "run_s_mean": ..., "task_s_mean": ..., "evaluations_per_run_mean": ..., "evaluations_per_task_mean": ...}
+
+Each repeat line also gives the 1-minute load average before each run ("load_1m_before"):
+the machine is shared, so compare the ratios of runs made under similar load (the order
+alternates so neither back-end always runs first).
 
 Acceptance: Ray within 1.5x of the local pool on the 2-core machine.
 """
@@ -55,7 +60,8 @@ CAMPAIGN_BASES = ("BTC", "ETH", "SOL", "DOGE", "LINK")
 
 
 def _campaign_once(backend: str, extra: list[str]) -> tuple[float, dict]:
-    """One campaign CLI process on `backend` ("local" | "ray"): (wall seconds, its JSON report)."""
+    """One campaign CLI process on `backend` ("local" | "ray"): (wall seconds, its JSON report + "load_1m",
+    the 1-minute load average just before it started)."""
     with tempfile.TemporaryDirectory(prefix=f"radar-bench-campaign-{backend}-") as tmp:
         cmd = [sys.executable, "-m", "core.cli.main", "--db", str(Path(tmp) / "radar.db"), "optimize",
                "--strategy", CAMPAIGN_STRATEGIES, "--symbols", ",".join(f"{b}/USDT" for b in CAMPAIGN_BASES),
@@ -64,16 +70,17 @@ def _campaign_once(backend: str, extra: list[str]) -> tuple[float, dict]:
             cmd += ["--data", str(SPOT / f"{b}_USDT-1h.json.gz")]
         cmd += ["--workers", "2"] if backend == "local" else ["--ray", "auto"]
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}      # a fresh local Ray, started by the run
+        load = os.getloadavg()[0]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
         seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{backend} campaign failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return seconds, json.loads(proc.stdout)
+    return seconds, {**json.loads(proc.stdout), "load_1m": round(load, 2)}
 
 
 def _comparable(report: dict) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in ("result_id", "task_seconds", "job_id")}
+    return [{k: v for k, v in r.items() if k not in ("result_id", "task_seconds", "job_id", "load_1m")}
             for r in report["ranking"]]
 
 
@@ -98,19 +105,24 @@ def campaign(args: argparse.Namespace) -> int:
         reports = {"local": lrep, "ray": rrep}
         print(json.dumps({"repeat": i + 1, "order": list(order), "local_s": round(ls, 2), "ray_s": round(rs, 2),
                           "ratio_ray_over_local": round(rs / ls, 3), "identical": same,
+                          "load_1m_before": {"local": lrep["load_1m"], "ray": rrep["load_1m"]},
                           "ray_where": rrep["campaign"]["where"], "local_where": lrep["campaign"]["where"]}))
     key = lambda r: (r["strategy"], r["symbol"])
     ray_by = {key(r): r for r in reports["ray"]["ranking"]}
     tasks = [{"strategy": r["strategy"], "symbol": r["symbol"], "grade": r["grade"], "windows": r["windows"],
-              "evaluations": r["evaluations"], "local_task_s": r["task_seconds"],
+              "tasks": r.get("tasks", 1), "evaluations": r["evaluations"], "local_task_s": r["task_seconds"],
               "ray_task_s": ray_by[key(r)]["task_seconds"]}
              for r in sorted(reports["local"]["ranking"], key=lambda r: r["run"])]
+    n_tasks = sum(t["tasks"] for t in tasks)
     ratios = [round(r / lo, 3) for r, lo in zip(ray_s, local_s)]
     print(json.dumps({"campaign": "2x5x1h", "runs": len(tasks), "range": [args.start, args.end],
                       "local_s": local_s, "ray_s": ray_s, "ratio_ray_over_local": ratios,
                       "ratio_median": statistics.median(ratios), "identical": identical, "tasks": tasks,
-                      "task_s_mean": round(statistics.mean(t["local_task_s"] for t in tasks), 3),
-                      "evaluations_per_task_mean": round(statistics.mean(t["evaluations"] for t in tasks), 1)}))
+                      "window_batch": reports["local"]["campaign"].get("window_batch"), "n_tasks": n_tasks,
+                      "run_s_mean": round(statistics.mean(t["local_task_s"] for t in tasks), 3),
+                      "task_s_mean": round(sum(t["local_task_s"] for t in tasks) / n_tasks, 3),
+                      "evaluations_per_run_mean": round(statistics.mean(t["evaluations"] for t in tasks), 1),
+                      "evaluations_per_task_mean": round(sum(t["evaluations"] for t in tasks) / n_tasks, 1)}))
     return 0 if identical else 1
 
 

@@ -4,7 +4,8 @@
                    --timeframe 1h[,4h] [--workers N | --ray auto|ADDRESS] [--json] [the run options]
 
 `core.cli.optimize_cmd` hands a run here when --strategy or --timeframe lists several
-values, or --ray / --workers is given. The campaign (`core.optimize.campaign`) runs as a
+values, or --ray / --workers is given. With --ray, Ray starts first, in the background
+(`core.optimize.ray_backend.prestart`), while the options, data files and config are checked. The campaign (`core.optimize.campaign`) runs as a
 "campaign" job of --db in this process's job manager (a worker thread that drives the
 pool or Ray; the walk-forwards themselves run in worker processes / Ray tasks), with the
 job's progress on a Rich bar (a terminal and no --json); Ctrl-C cancels (nothing stored,
@@ -82,18 +83,30 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     """Run the campaign of the options as a job; print the ranking; returns the exit code."""
     from core.optimize.campaign import KIND, campaign_params
 
-    plan = build_plan(args)
     backend = "ray" if args.ray is not None else "local"
     if backend == "ray":
-        from core.optimize.ray_backend import import_ray
+        from core.optimize.ray_backend import import_ray, prestart
 
+        if args.workers is not None:
+            raise UsageError("--workers sizes the local pool; Ray sizes itself (give one of --workers, --ray)")
         import_ray()                                               # UsageError (exit 2) when missing
-    params = campaign_params(plan, backend=backend, workers=args.workers, ray_address=args.ray)
-    show = sys.stdout.isatty() and not args.json
-    from core.cli.optimize_cmd import run_job
-    from core.optimize.campaign import run_campaign_job
+        # Ray starts (5-8 s on 2 cores) while the options, config and data files are checked and
+        # the job manager opens; the campaign's own connect waits for it (ray_backend.prestart).
+        prestart(args.ray)
+    try:
+        plan = build_plan(args)
+        params = campaign_params(plan, backend=backend, workers=args.workers, ray_address=args.ray)
+        show = sys.stdout.isatty() and not args.json
+        from core.cli.optimize_cmd import run_job
+        from core.optimize.campaign import run_campaign_job
 
-    job_id, rec = asyncio.run(run_job(args.db, KIND, params, show, runners={KIND: run_campaign_job}, counter="runs"))
+        job_id, rec = asyncio.run(run_job(args.db, KIND, params, show, runners={KIND: run_campaign_job},
+                                          counter="runs"))
+    finally:
+        if backend == "ray":
+            from core.optimize.ray_backend import release_prestarted
+
+            release_prestarted()
     if rec.state != "done":
         if rec.state == "cancelled":
             raise KeyboardInterrupt

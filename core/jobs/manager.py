@@ -70,7 +70,8 @@ log = logging.getLogger(__name__)
 Runner = Callable[[dict, "JobContext"], Any]
 
 #: Job kinds known by default: kind -> "module:function" (imported when first run).
-DEFAULT_RUNNERS: dict[str, str] = {"optimize": "core.jobs.optimize_job:run_optimize_job"}
+DEFAULT_RUNNERS: dict[str, str] = {"optimize": "core.jobs.optimize_job:run_optimize_job",
+                                   "campaign": "core.jobs.campaign_job:run_campaign_job"}
 
 
 class JobContext:

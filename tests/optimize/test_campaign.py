@@ -1,6 +1,7 @@
 """Research campaigns (core.optimize.campaign): plan, local pool, ranking, fail-closed, and Ray.
 
-The Ray part starts ONE local Ray per module (`ray.init(num_cpus=2, include_dashboard=False)`)
+Every run is cut into window-batch tasks (core.optimize.campaign_batches); the results equal
+the plain walk-forward of each run. The Ray part starts ONE local Ray per module (`ray.init(num_cpus=2, include_dashboard=False)`)
 and runs the same campaign — 2 strategies (envelope_dca, momentum) × 5 symbols × 1h on short ranges of the real
 binance-spot candles — locally and on Ray: the stored results must be identical except
 ids, job ids and creation times.
@@ -143,6 +144,32 @@ def test_local_pool_equals_in_process_walk_forward(local_run, tmp_path):
     db2 = tmp_path / "one.db"
     run_campaign(plan, db_path=db2, backend="local", workers=1, git_rev="test")
     assert stored(db2) == [r for r in stored(db) if r["strategy"] == "envelope_dca"][:2]
+
+
+def test_window_batches_change_nothing_and_equal_the_plain_walk_forward(local_run, tmp_path):
+    """One window per task in a 1-process pool stores what the default batches stored, and that
+    is what `walk_forward` of the run alone stores (the window-batch tasks reproduce it exactly)."""
+    from core.optimize.campaign import load_series, strategy_setups
+    from core.optimize.results_store import save_result
+    from core.optimize.walk_forward import walk_forward
+
+    db, rep, _ = local_run
+    plan = CampaignPlan.build(["envelope_dca"], _series()[:1], ["1h"], **SHORT)
+    one = run_campaign(plan, db_path=tmp_path / "b1.db", backend="local", workers=1, git_rev="test", window_batch=1)
+    assert one.runs[0]["tasks"] == 2 * one.runs[0]["windows"] + 1 and rep.runs[0]["tasks"] < one.runs[0]["tasks"]
+    want = [r for r in stored(db) if r["strategy"] == "envelope_dca"][:1]
+    assert stored(tmp_path / "b1.db") == want
+    spec = plan.runs()[0]
+    setup = strategy_setups(plan)["envelope_dca"]
+    res = walk_forward(load_series(spec, plan.start_ms, plan.end_ms, None), "envelope_dca", setup.grid,
+                       base_params=setup.base_params, account=setup.account, settings=plan.settings(),
+                       grading=setup.grading)
+    conn = open_sync(tmp_path / "wf.db")
+    try:
+        save_result(conn, res, git_rev="test")
+    finally:
+        conn.close()
+    assert stored(tmp_path / "wf.db") == want
 
 
 def test_in_a_daemonic_process_runs_execute_in_process_with_the_same_results(local_run, tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""Jobs screen: research jobs with progress; `n` new walk-forward job, `c` cancel, `o`/enter results.
+"""Jobs screen: research jobs with progress; `n` new walk-forward job, `m` new research campaign,
+`c` cancel, `o`/enter results.
 
 * The JobManager runs jobs in its threads and calls our subscriber on the event loop; the
   subscriber only posts a `JobUpdate` message, whose handler updates the job's row by key
@@ -6,7 +7,14 @@
 * Database reads (job list, results, combos) run in thread workers; their results come
   back through `call_from_thread`.
 * A finished job opens `ResultsScreen`: grade, score and the five criteria, the top 10 combos
-  by OOS Sharpe, and a heatmap of OOS Sharpe over two parameters (`x` / `y` pick them).
+  by OOS Sharpe, and a heatmap of OOS Sharpe over two parameters (`x` / `y` pick them). A job
+  with several results (a campaign: strategies × symbols × timeframes) also shows the ranking
+  of every run by grade with its criteria (`core.optimize.campaign.rank_runs`); enter on a row
+  (or `s`) shows that run.
+* A campaign (`m`, `tui.widgets.job_form.CampaignForm`) is a "campaign" job
+  (`core.jobs.campaign_job`) submitted through the engine port like a walk-forward; its
+  progress streams into the same row (window column: runs finished / runs; detail: the run
+  and its window).
 
 * The table fits the terminal (`job_columns`): the detail column gets the width left and is
   cut with an ellipsis; below 120 columns the phase and window columns are left out and the
@@ -32,7 +40,7 @@ from core.jobs.model import DONE, TERMINAL, JobEvent, JobRecord
 from core.errors import RadarError
 from tui.actions import Action
 from tui.widgets.heatmap import Heatmap, numeric_params
-from tui.widgets.job_form import ConfirmModal, JobForm
+from tui.widgets.job_form import CampaignForm, ConfirmModal, JobForm
 
 from tui.screens.base import RadarScreen
 
@@ -82,6 +90,11 @@ def fmt_eta(eta: float | None) -> str:
 
 
 def job_title(params: dict) -> str:
+    """The job column's text: "envelope_dca BTC/USDT,ETH/USDT 1h", or a campaign's title."""
+    if "plan" in params:
+        from core.jobs.campaign_job import campaign_title
+
+        return campaign_title(params)
     syms = ",".join(s.get("symbol", "?") for s in params.get("series") or [])
     return f"{params.get('strategy', '?')} {syms} {params.get('timeframe', '')}".strip()
 
@@ -91,6 +104,8 @@ class JobsScreen(RadarScreen):
 
     ACTIONS = (
         Action("new-job", "n", "New walk-forward job (form)", "new_job"),
+        Action("new-campaign", "m", "New research campaign: strategies × symbols × timeframes (form)",
+               "new_campaign"),
         Action("cancel-job", "c", "Cancel the selected job (asks first)", "cancel_job", destructive=True),
         Action("results", "o", "Open the selected finished job's results", "open_results", readonly_ok=True),
     )
@@ -112,10 +127,12 @@ class JobsScreen(RadarScreen):
             super().__init__()
             self.records = records
 
-    def __init__(self, manager: Any = None, *, form_defaults: dict | None = None, **kwargs) -> None:
+    def __init__(self, manager: Any = None, *, form_defaults: dict | None = None,
+                 campaign_defaults: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.manager = manager
         self.form_defaults = form_defaults
+        self.campaign_defaults = campaign_defaults
         self.jobs: dict[int, dict] = {}          # id -> {"title", "state", "params"}
         self._unsubscribe = None
         self._cells: dict[int, dict[str, str]] = {}   # id -> every column's text, shown or not
@@ -123,7 +140,7 @@ class JobsScreen(RadarScreen):
         self._columns: tuple[tuple[str, str, int], ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield Static("n new job   c cancel   o/enter results", id="jobs-help")
+        yield Static("n new job   m new campaign   c cancel   o/enter results", id="jobs-help")
         yield DataTable(id="jobs-table", cursor_type="row")
 
     def _add_columns(self, t: DataTable, width: int) -> None:
@@ -231,6 +248,18 @@ class JobsScreen(RadarScreen):
 
         self.app.push_screen(JobForm(defaults=self.form_defaults), submitted)
 
+    def action_new_campaign(self) -> None:
+        if self.manager is None:
+            self.notify("no job manager in this session", severity="error")
+            return
+
+        def submitted(params: dict | None) -> None:
+            if params is not None:
+                self.run_worker(self._submit(params, "campaign"), name="job-submit", group="job-submit")
+
+        self.app.push_screen(CampaignForm(defaults=self.campaign_defaults,
+                                          config_dir=getattr(self.app, "config_dir", None)), submitted)
+
     def _port(self) -> Any:
         port = getattr(self.app, "api", None)
         if port is None or not hasattr(port, "job_submit"):
@@ -240,11 +269,11 @@ class JobsScreen(RadarScreen):
     def _actor(self) -> str:
         return str(getattr(self.app, "actor", "console"))
 
-    async def _submit(self, params: dict) -> None:
-        """Submit the job through the engine port (audited by the engine; an attached console's
-        goes over the socket)."""
+    async def _submit(self, params: dict, kind: str = "optimize") -> None:
+        """Submit the job (`kind` "optimize" or "campaign") through the engine port (audited by the
+        engine; an attached console's goes over the socket)."""
         try:
-            res = await self._port().job_submit(self._actor(), "optimize", params)
+            res = await self._port().job_submit(self._actor(), kind, params)
         except RadarError as exc:
             self.notify(f"job refused: {exc}", severity="error")
             return
@@ -305,6 +334,13 @@ class JobsScreen(RadarScreen):
         self.action_open_results()
 
 
+def _fmt(v: Any, spec: str) -> str:
+    """A criterion's cell: "-" when missing or not finite."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, spec)
+
+
 class ResultsScreen(Screen):
     """A finished job's results (module docstring); `s` next symbol, `x` / `y` heatmap axes,
     `a` apply the shown result.
@@ -334,6 +370,7 @@ class ResultsScreen(Screen):
 
     DEFAULT_CSS = """
     ResultsScreen #res-head { height: auto; padding: 0 1; border-bottom: solid $primary; }
+    ResultsScreen #res-ranking { height: auto; max-height: 12; }
     ResultsScreen #res-combos { height: 13; }
     ResultsScreen #res-heat { height: auto; }
     ResultsScreen #res-apply { height: auto; padding: 0 1; }
@@ -358,6 +395,7 @@ class ResultsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(f"loading the results of job {self.job_id}…", id="res-head")
+        yield DataTable(id="res-ranking", cursor_type="row")
         yield Static("", id="res-apply")
         yield DataTable(id="res-combos", cursor_type="row")
         yield Heatmap(id="res-heat")
@@ -377,7 +415,39 @@ class ResultsScreen(Screen):
 
     def on_results_screen_loaded(self, msg: "ResultsScreen.Loaded") -> None:
         self.results = msg.results
+        self._ranking()
         self._show()
+
+    #: the ranking table's columns: (label, criteria key or None, format)
+    RANK_COLUMNS = (("OOS Sharpe", "oos_sharpe", ".2f"), ("consistency", "consistency", ".0%"),
+                    ("OOS/IS", "oos_is_ratio", ".2f"), ("DSR", "dsr", ".3f"), ("stability", "param_stability", ".2f"))
+
+    def ranking(self) -> list[tuple[int, dict]]:
+        """(index into `results`, result) of every result best first (`rank_runs`: grade, score,
+        OOS Sharpe, then the loaded order)."""
+        from core.optimize.campaign import rank_runs
+
+        rows = [{**r, "_i": i} for i, (r, _c) in enumerate(self.results)]
+        return [(r["_i"], self.results[r["_i"]][0]) for r in rank_runs(rows, order_key="_i")]
+
+    def _ranking(self) -> None:
+        """The ranking of every run with its criteria; shown only when the job has several results."""
+        t = self.query_one("#res-ranking", DataTable)
+        t.clear(columns=True)
+        t.display = len(self.results) > 1
+        if len(self.results) < 2:
+            return
+        t.add_columns("rank", "strategy", "symbol", "tf", "grade", "score", *(c for c, _, _ in self.RANK_COLUMNS))
+        for rank, (i, r) in enumerate(self.ranking(), 1):
+            k = r.get("criteria") or {}
+            cells = [_fmt(k.get(key), f) for _, key, f in self.RANK_COLUMNS]
+            t.add_row(str(rank), r["strategy"], r["symbol"], r["timeframe"], r["grade"], f"{r['score']:.1f}", *cells,
+                      key=str(i))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "res-ranking" and event.row_key.value is not None:
+            self.index = int(event.row_key.value)
+            self._show()
 
     def _show(self) -> None:
         head = self.query_one("#res-head", Static)

@@ -1,4 +1,4 @@
-"""The new walk-forward job form (a modal) and a yes/no confirmation modal.
+"""The new walk-forward job form, the new campaign form (modals) and a yes/no confirmation modal.
 
 `JobForm` dismisses with the job params (`core.jobs.optimize_job.optimize_params` output)
 or None on escape; bad input is shown in the form, which stays open. Under "fixed values"
@@ -6,6 +6,9 @@ every parameter of the chosen strategy has a field: empty, the walk-forward sear
 grid of param_grids.yaml, shown as the placeholder); a number fixes it (the grid of that
 parameter becomes that single value; `core.optimize.fixed_params`), checked against the
 strategy's rules before the job starts.
+`CampaignForm` dismisses with the params of a "campaign" job (`core.jobs.campaign_job`):
+strategies × symbols × timeframes, candles from the store or a folder of freqtrade files,
+run locally or on Ray.
 `ConfirmModal(question)` dismisses with True (y / the Yes button) or False (n, escape).
 """
 
@@ -213,6 +216,162 @@ class JobForm(ModalScreen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "f-submit":
+            self.action_submit()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_submit()
+
+
+def data_folder_series(folder: str, symbols: list[str], market: str, timeframes: list[str]) -> dict[str, list[dict]]:
+    """{timeframe: [{"symbol", "market", "file"}]} of a campaign whose candles come from a folder of
+    freqtrade files (`BTC_USDT-1h.json.gz`, `BTC_USDT_USDT-5m-futures.json.gz`): per symbol and
+    timeframe the file of that symbol, market and timeframe, else the finest file of the symbol
+    that resamples into it (its own timeframe kept in "timeframe").
+
+    Raises:
+        RadarError: the folder does not exist, or a symbol has no usable file there (naming both).
+    """
+    from pathlib import Path
+
+    from core.data.aggregate import check_resample
+    from core.data.freqtrade import parse_file_name
+    from core.data.timeframes import timeframe_ms
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise RadarError(f"data folder {folder!r} is not a folder")
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for path in sorted(root.iterdir()):
+        try:
+            spec = parse_file_name(path)
+        except RadarError:
+            continue
+        if spec.kind == "candles" and spec.market == market:
+            found.setdefault((spec.symbol, spec.market), {})[spec.timeframe] = str(path)
+    out: dict[str, list[dict]] = {}
+    for tf in timeframes:
+        rows = []
+        for sym in symbols:
+            files = found.get((sym, market), {})
+            if tf in files:
+                rows.append({"symbol": sym, "market": market, "file": files[tf]})
+                continue
+            finer = []
+            for own, path in files.items():
+                try:
+                    check_resample(own, tf)
+                except RadarError:
+                    continue
+                finer.append((timeframe_ms(own), own, path))
+            if not finer:
+                raise RadarError(f"data folder {root}: no {market} {tf} candle file of {sym} (nor a finer one)")
+            _ms, own, path = max(finer)
+            rows.append({"symbol": sym, "market": market, "file": path, "timeframe": own})
+        out[tf] = rows
+    return out
+
+
+class CampaignForm(ModalScreen):
+    """A research campaign (`core.jobs.campaign_job`): strategies, symbols and timeframes (comma
+    separated), market, the candles (empty: the store; or a folder of freqtrade files), date range,
+    IS/OOS/step days, max combos, and where it runs (local: the job's process; ray: a Ray cluster,
+    "auto" or host:port). Dismisses with the job params (`check_campaign_params` output) or None
+    on escape; bad input is shown in the form, which stays open."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close without starting"),
+                Binding("ctrl+s", "submit", "Start the campaign")]
+
+    DEFAULT_CSS = """
+    CampaignForm { align: center middle; }
+    CampaignForm > Vertical { width: 84; height: auto; max-height: 100%; border: thick $primary; padding: 0 1;
+                              background: $surface; overflow-y: auto; }
+    CampaignForm Horizontal { height: auto; }
+    CampaignForm Label { width: 16; padding: 1 1 0 0; }
+    CampaignForm Input, CampaignForm Select { width: 1fr; }
+    CampaignForm #c-error { color: $error; height: auto; }
+    CampaignForm #c-buttons { height: auto; align-horizontal: right; }
+    """
+
+    def __init__(self, defaults: dict | None = None, config_dir=None) -> None:
+        super().__init__()
+        self.config_dir = config_dir
+        self.defaults = {"strategies": "envelope_dca, envelope_dca_short", "symbols": "BTC/USDT, ETH/USDT",
+                         "market": "spot", "timeframes": "1h", "folder": "", "start": "", "end": "",
+                         "is_days": "180", "oos_days": "60", "step_days": "60", "max_points": "500",
+                         "backend": "local", "ray_address": "auto", **(defaults or {})}
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        row = lambda label, w: Horizontal(Label(label), w)  # noqa: E731
+        with Vertical():
+            yield Static("New research campaign: strategies × symbols × timeframes  (ctrl+s start, esc close)")
+            yield row("strategies", Input(d["strategies"], placeholder="envelope_dca, momentum", id="c-strategies"))
+            yield row("symbols", Input(d["symbols"], placeholder="BTC/USDT, ETH/USDT", id="c-symbols"))
+            yield row("market", Select([("spot", "spot"), ("futures", "futures")], value=d["market"],
+                                       allow_blank=False, id="c-market"))
+            yield row("timeframes", Input(d["timeframes"], placeholder="1h, 4h", id="c-timeframes"))
+            yield row("data folder", Input(d["folder"], placeholder="empty: the candle store", id="c-folder"))
+            yield row("from (UTC)", Input(d["start"], placeholder="YYYY-MM-DD (optional)", id="c-start"))
+            yield row("to (UTC)", Input(d["end"], placeholder="YYYY-MM-DD (optional)", id="c-end"))
+            yield row("IS days", Input(d["is_days"], id="c-is"))
+            yield row("OOS days", Input(d["oos_days"], id="c-oos"))
+            yield row("step days", Input(d["step_days"], id="c-step"))
+            yield row("max combos", Input(d["max_points"], id="c-max"))
+            yield row("runs on", Select([("local (the job's process)", "local"), ("ray", "ray")],
+                                        value=d["backend"], allow_blank=False, id="c-backend"))
+            yield row("ray address", Input(d["ray_address"], placeholder="auto or host:port", id="c-ray"))
+            yield Static("", id="c-error")
+            with Horizontal(id="c-buttons"):
+                yield Button("Start", id="c-submit", variant="primary")
+                yield Button("Cancel", id="c-cancel")
+
+    def params(self) -> dict:
+        """The campaign job params from the fields.
+
+        Raises:
+            RadarError: a field is invalid (the message names it).
+        """
+        from core.jobs.campaign_job import campaign_job_params, check_campaign_params
+        from core.optimize.campaign import CampaignPlan, campaign_params
+
+        v = lambda wid: self.query_one(f"#{wid}", Input).value  # noqa: E731
+        split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
+        strategies, symbols, timeframes = split(v("c-strategies")), split(v("c-symbols")), split(v("c-timeframes"))
+        market = str(self.query_one("#c-market", Select).value)
+        backend = str(self.query_one("#c-backend", Select).value)
+        ray_address = v("c-ray").strip() or "auto"
+        kw = {"start_ms": _date_ms(v("c-start")), "end_ms": _date_ms(v("c-end")),
+              "is_days": _int("IS days", v("c-is")), "oos_days": _int("OOS days", v("c-oos")),
+              "step_days": _int("step days", v("c-step")), "max_points": _int("max combos", v("c-max")),
+              **({"config_dir": str(self.config_dir)} if self.config_dir else {})}
+        if not symbols:
+            raise RadarError("symbols: give at least one symbol")
+        if not timeframes:
+            raise RadarError("timeframes: give at least one timeframe, e.g. 1h")
+        folder = v("c-folder").strip()
+        if not folder:
+            return campaign_job_params(strategies, symbols, timeframes, market=market, backend=backend,
+                                       ray_address=ray_address, **kw)
+        series = data_folder_series(folder, symbols, market, timeframes)
+        plan = CampaignPlan.build(strategies, series, timeframes, **kw)
+        return check_campaign_params(campaign_params(plan, backend=backend,
+                                                     ray_address=ray_address if backend == "ray" else None))
+
+    def action_submit(self) -> None:
+        try:
+            p = self.params()
+        except RadarError as exc:
+            self.query_one("#c-error", Static).update(f"ERROR: {exc}")
+            return
+        self.dismiss(p)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "c-submit":
             self.action_submit()
         else:
             self.dismiss(None)
