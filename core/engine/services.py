@@ -146,6 +146,21 @@ def executor_check(engine: Any):
     return check
 
 
+def alert_rules_check(services: Any) -> Any:
+    """Health of the alert rules and the VaR alert: degraded once an evaluation failed (a rule that
+    cannot be evaluated cannot warn: the operator must hear of it), with the failure counts."""
+
+    def check() -> Check:
+        rules = getattr(getattr(services, "rules", None), "failures", 0) or 0
+        var = getattr(getattr(services, "var_alert", None), "failures", 0) or 0
+        if rules or var:
+            return Check.degraded(f"{rules} alert-rule and {var} VaR-alert evaluation(s) failed (see the log)",
+                                  rule_failures=rules, var_failures=var)
+        return Check.ok(rule_failures=0, var_failures=0)
+
+    return check
+
+
 def _supervised(engine: Any, subsystem: str, critical: bool = False):
     """A `spawn(name, factory) -> Task` for a service's background loop: run under the engine's
     supervisor (a loop that dies is logged, alerted under `subsystem`, counted in health and
@@ -250,6 +265,7 @@ class RunServices:
             s.feeds.register(s.watchdog, sorted({src.symbol for src in engine.sources}))
             s.watchdog.register("executor", executor_check(engine))
             s.watchdog.register("tasks", engine.supervisor.check)
+            s.watchdog.register("alert_rules", alert_rules_check(s))
             s.probe = DatabaseProbe(db_path)
             s.watchdog.register("database", s.probe)
             s.lag = LoopLagSampler.from_settings(getattr(getattr(engine, "health", None), "loop_lag", None))

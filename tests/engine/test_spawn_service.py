@@ -83,3 +83,17 @@ async def test_the_watchdog_loop_lag_and_outbox_loops_run_under_the_supervisor()
         assert not svc.running, name
     assert set(sup.tasks) >= {"health-watchdog", "loop-lag-sampler", "telegram-outbox"}
     await sup.stop()
+
+
+def test_failed_alert_rule_evaluations_degrade_health() -> None:
+    """A rule (or the VaR alert) that cannot be evaluated cannot warn: health says so."""
+    from core.engine.services import alert_rules_check
+
+    svc = SimpleNamespace(rules=SimpleNamespace(failures=0), var_alert=SimpleNamespace(failures=0))
+    check = alert_rules_check(svc)
+    from core.health.status import HealthStatus
+
+    assert check().status == HealthStatus("ok")
+    svc.rules.failures = 2
+    c = check()
+    assert c.status == HealthStatus("degraded") and "2 alert-rule" in c.reason

@@ -12,10 +12,10 @@ the runner's stored equity / research result the first time it is seen, and, for
 divergence rule, the paper shadow's own candle on the simulated venue. The raise / resolve
 actions that result (a handful per thousand candles: only state changes) are written through
 the AlertEngine right there, awaited inside the hook, i.e. between two candles, while no candle
-transaction of the engine is open. Not in a background task: the AlertEngine writes in its
-own thread, and a write committed while the engine's deferred candle transaction (`StateStore.begin`,
-a plain BEGIN) has read but not yet written makes that transaction fail with "database is
-locked" (SQLite WAL: SQLITE_BUSY_SNAPSHOT, no busy wait); measured on a replay of LINK/USDT 4h.
+transaction of the engine is open, so a rule's write never waits on (or delays) a candle's.
+(A write from another thread while a candle transaction had read but not yet written used to
+fail that transaction with "database is locked" — SQLITE_BUSY_SNAPSHOT — measured on a replay of
+LINK/USDT 4h; `StateStore.begin` now takes the write lock up front, BEGIN IMMEDIATE.)
 A rule that raises is logged (once per rule) and counted in `failures`; it never breaks the engine.
 """
 
