@@ -100,7 +100,7 @@ class OpenInterestRecorder:
             _, value = parse_sample(raw)
             if not (math.isfinite(value) and value > 0):
                 raise RadarError(f"{what}: open interest {value!r} is not a number > 0")
-        except RadarError as exc:
+        except Exception as exc:             # any failure (ccxt, a malformed answer, a bug): a gap, fail closed
             self.gaps += 1
             log.error("%s: no open interest for this candle (%s): liquidation takes no new entry until the next "
                       "good sample", what, exc)

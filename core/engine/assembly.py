@@ -649,7 +649,12 @@ def _attach_recorder(engine: Any, src: Any, rec: Any) -> None:
         if r.symbol == rec.symbol and getattr(r, "timeframe", None) == src.timeframe:
             task = asyncio.get_running_loop().create_task(rec.on_candle_closed(ts))
             tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            task.add_done_callback(polled)
+
+    def polled(task: Any) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:     # e.g. storing the sample failed
+            log.critical("%s: the open-interest poll failed: %r", rec.symbol, task.exception())
 
     engine.candle_hooks.append(after_candle)
     previous = src.aclose

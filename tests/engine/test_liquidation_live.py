@@ -221,3 +221,17 @@ def test_restart_mid_stream_resumes_exactly(tmp_path: Path) -> None:
     assert any(c.open_time < T0 + 200 * M5 for c in bt.cycles) and any(c.open_time > T0 + 200 * M5 for c in bt.cycles)
     conn.close()
     store.close()
+
+
+def test_a_malformed_snapshot_is_a_gap_too() -> None:
+    """An answer the parser cannot read (not an exchange error: a bug or a changed format) is a
+    gap like a failed poll: no sample, no entry on the stale one before it."""
+
+    class Garbled(RecordedExchange):
+        async def fetch_open_interest(self, symbol: str) -> dict:
+            self.polls += 1
+            return {"symbol": symbol, "openInterestAmount": "n/a", "timestamp": "yesterday", "info": None}
+
+    rec = OpenInterestRecorder(Garbled([]), SYM, "5m", None, retry=FAST, clock=lambda: T0 + 2 * M5)
+    stamp, value = asyncio.run(rec.on_candle_closed(T0 + M5))
+    assert stamp == T0 + 2 * M5 and math.isnan(value) and rec.gaps == 1 and math.isnan(rec.value_at(stamp))
