@@ -224,13 +224,14 @@ def test_restart_mid_stream_resumes_exactly(tmp_path: Path) -> None:
 
 
 def test_a_malformed_snapshot_is_a_gap_too() -> None:
-    """An answer the parser cannot read (not an exchange error: a bug or a changed format) is a
-    gap like a failed poll: no sample, no entry on the stale one before it."""
+    """An answer the client library itself cannot read (not an exchange error: ccxt's own parser
+    raising on a changed format) is a gap like a failed poll: no sample, no entry on the stale
+    one before it."""
 
     class Garbled(RecordedExchange):
         async def fetch_open_interest(self, symbol: str) -> dict:
             self.polls += 1
-            return {"symbol": symbol, "openInterestAmount": "n/a", "timestamp": "yesterday", "info": None}
+            raise KeyError("openInterest")           # ccxt's parse of an answer in a new format
 
     rec = OpenInterestRecorder(Garbled([]), SYM, "5m", None, retry=FAST, clock=lambda: T0 + 2 * M5)
     stamp, value = asyncio.run(rec.on_candle_closed(T0 + M5))
