@@ -155,7 +155,7 @@ class SingleStrategyRunner(RunnerBase):
         if (isinstance(strat, ArraySignalStrategy) and cls is not None
                 and type(strat) is registry.STRATEGIES.get(strategy)):
             if cls is FundingStream or cls is LiquidationStream:     # their side series: funding rates / OI
-                self.signals = cls(strat.params, funding_lookup(funding))
+                self.signals = cls(strat.params, funding_lookup(funding, getattr(strat, "MAX_RATE_AGE_MS", None)))
             else:
                 self.signals = cls(strat.params)
             strat._arrays = self._arrays        # instance attribute: the strategy reads our values

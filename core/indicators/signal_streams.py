@@ -215,10 +215,11 @@ class FundingStream(SignalStream):
         pass
 
 
-def funding_lookup(funding) -> Callable[[int], float]:
+def funding_lookup(funding, max_age_ms: int | None = None) -> Callable[[int], float]:
     """`rate_at(ts_ms)` of a funding series `(ts, rate)` (ms UTC sorted, fraction per
-    interval): the latest rate with funding time <= ts, nan when none (as
-    `core.strategies.funding.rate_at_open`). A callable is returned as it is."""
+    interval): the latest rate with funding time <= ts, nan when none or older than
+    `max_age_ms` when given (as `core.strategies.funding.rate_at_open`). A callable is
+    returned as it is."""
     if callable(funding):
         return funding
     fts = [int(x) for x in funding[0]]
@@ -228,7 +229,9 @@ def funding_lookup(funding) -> Callable[[int], float]:
 
     def rate_at(ts: int) -> float:
         i = bisect.bisect_right(fts, ts) - 1
-        return rates[i] if i >= 0 else _NAN
+        if i < 0 or (max_age_ms is not None and ts - fts[i] > max_age_ms):
+            return _NAN
+        return rates[i]
 
     return rate_at
 

@@ -19,13 +19,12 @@ import logging
 
 from core.model.sides import LONG, SHORT
 from core.strategies.base import CandleHistory
+from core.strategies.funding import MAX_RATE_AGE_MS
 from core.strategies.grid_common import FamilyGrid, envelope_factors, fresh_mean
 from core.strategies.params import GridFundingParams
 
 log = logging.getLogger(__name__)
 
-#: the oldest funding rate the gate still trusts, ms (two 8 h funding intervals); older: closed
-MAX_RATE_AGE_MS = 16 * 3_600_000
 
 
 class GridFunding(FamilyGrid):
