@@ -124,7 +124,12 @@ class Allocator:
 
     # ---------------------------------------------------------------- state
     def start(self) -> None:
-        """Load the saved state (a restart) and close the entry gates of halted strategies."""
+        """Load the saved state (a restart) and close the entry gates of halted strategies. A policy
+        solved by skfolio imports it now, before the first candle (about 2 s of CPU once per
+        process), not in the middle of trading at the first rebalance, where it would stall the
+        engine loop."""
+        if self.config.policy in ("inverse_volatility", "risk_parity", "kelly"):
+            import skfolio.optimization  # noqa: F401 - the import cost paid before trading
         st = self.db.load()
         if st is not None:
             self.period = st.get("period")
