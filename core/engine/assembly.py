@@ -15,7 +15,8 @@ report. Nothing here imports the console (`tui/`).
 * Sources: each replayed freqtrade file (symbol and timeframe from its name, candles limited to
   [start_ms, end_ms) when given), or the first timeframe of every asset through the public
   ccxt.pro feed of the first exchange; funding rates beside a replayed futures file, or stored,
-  for the strategies that need them (a strategy without them is skipped, logged).
+  for the strategies that need them (a strategy without them is skipped, logged); on the live
+  feed the stored rates are refreshed after candle closes (`funding_recorder`).
 * Capital (`account_from_config`): on the live feed (paper or live) one account trades every
   runner, so each runner gets an equal share of risk.yaml's initial_capital; a replay gives every
   runner the whole initial_capital, like `radar backtest`, so its report equals the backtest's.
@@ -551,8 +552,16 @@ def plan_engine(cfg: Any, options: RunOptions) -> EnginePlan:
     else:
         sources = live_sources(cfg, db)
     if not replay and any(needs_funding(n) for n in strategies):
-        for src in sources:
+        for src in sources:     # the stored rates, refreshed after candle closes (FundingRecorder)
             src.funding = stored_funding(db, src.symbol) if src.symbol.endswith(":USDT") else None
+            if src.funding is not None:
+                rec = funding_recorder(cfg, db, src.symbol, src.timeframe, src.funding)
+                if rec is not None:
+                    src.funding = rec
+                    src.funding_recorder = rec
+                else:
+                    log.warning("%s: the exchange offers no funding-rate history through ccxt: the stored rates "
+                                "are not refreshed (funding strategies stop 16 h after the last one)", src.symbol)
     if any(needs_open_interest(n) for n in strategies):
         for src in sources:     # replay: the stored series; live feed: recorded at every candle close
             src.open_interest = None
@@ -632,15 +641,17 @@ def build_engine(cfg: Any, options: RunOptions, *, plan: EnginePlan | None = Non
                     allocation=getattr(cfg.risk, "allocation", None), allocation_shared=allocation_shared(cfg))
     for src in plan.sources:
         src.speed = plan.speed if plan.replay else None
-        rec = getattr(src, "oi_recorder", None)
-        if rec is not None:
-            _attach_recorder(engine, src, rec)
+        for attr in ("oi_recorder", "funding_recorder"):
+            rec = getattr(src, attr, None)
+            if rec is not None:
+                _attach_recorder(engine, src, rec)
     return engine
 
 
 def _attach_recorder(engine: Any, src: Any, rec: Any) -> None:
-    """Poll `rec` (an OpenInterestRecorder) after each candle of its symbol (a task: the poll never
-    holds the candle loop; the next candle comes a timeframe later) and close its exchange at shutdown."""
+    """Poll `rec` (an OpenInterestRecorder or a FundingRecorder) after each candle of its symbol (a
+    task: the poll never holds the candle loop; the next candle comes a timeframe later) and close
+    its exchange at shutdown."""
     import asyncio
 
     tasks: set = set()
@@ -654,7 +665,7 @@ def _attach_recorder(engine: Any, src: Any, rec: Any) -> None:
     def polled(task: Any) -> None:
         tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:     # e.g. storing the sample failed
-            log.critical("%s: the open-interest poll failed: %r", rec.symbol, task.exception())
+            log.critical("%s: the %s poll failed: %r", rec.symbol, type(rec).__name__, task.exception())
 
     engine.candle_hooks.append(after_candle)
     previous = src.aclose
@@ -671,6 +682,26 @@ def _attach_recorder(engine: Any, src: Any, rec: Any) -> None:
                 rec.conn.close()
 
     src.aclose = aclose
+
+
+def funding_recorder(cfg: Any, db_path: Path, symbol: str, timeframe: str, initial: Any):
+    """A `core.data.funding_stream.FundingRecorder` of `symbol` on the first exchange of
+    exchanges.yaml (public ccxt REST client, no keys), storing into `db_path`, warmed up with
+    `initial` ((ts, rate) stored there); None when ccxt offers no funding-rate history for it."""
+    import ccxt.async_support as ccxt_async
+
+    from core.data.funding_stream import FundingRecorder
+    from core.storage.db import open_sync
+
+    acc = next(iter(cfg.exchanges.values()))
+    cls = getattr(ccxt_async, acc.id, None)
+    if cls is None:
+        return None
+    options = {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "uta": False} if acc.id == "bitget" else {}
+    exchange = cls({"enableRateLimit": True, "timeout": acc.timeouts.request_ms, "options": options})
+    if not exchange.has.get("fetchFundingRateHistory"):
+        return None
+    return FundingRecorder(exchange, symbol, timeframe, lambda: open_sync(db_path), initial)
 
 
 def replay_complete_at(engine: Any) -> int | None:

@@ -64,6 +64,10 @@ from core.strategies.base import GridStrategy
 
 log = logging.getLogger(__name__)
 
+#: longest a live candle waits for its funding-rate refresh, s (grid_funding; the retries of a
+#: failing exchange could otherwise hold the candle's order updates for a minute)
+FUNDING_REFRESH_BUDGET_S = 5.0
+
 #: runner states
 CONNECTING, READY, RECONCILING, BLOCKED, HALTED = "connecting", "ready", "reconciling", "blocked", "halted"
 
@@ -88,7 +92,8 @@ class GridRunner(RunnerBase):
         on_equity: `(ts) -> None` after each equity point (risk limits).
         clock_ms: wall clock, ms UTC (live records).
         sizing_reserve: fraction of the cash kept out of each cycle's sizing (0: the backtest's).
-        funding: (ts int64 ms UTC, rate) funding-rate series of the perpetual, bound to the
+        funding: (ts int64 ms UTC, rate) funding-rate series of the perpetual, or a live series
+            (`core.data.funding_stream.FundingRecorder`, refreshed while running), bound to the
             strategy (`GridStrategy.bind_market`; grid_funding's gate needs it).
     """
 
@@ -214,6 +219,16 @@ class GridRunner(RunnerBase):
         """Process one closed candle (skipped at or before the cursor); see the module docstring."""
         if self.cursor is not None and ts <= self.cursor:
             return
+        refresh = getattr(self.funding, "on_candle_closed", None)
+        if refresh is not None:     # a live funding series (FundingRecorder): the rates settled by this
+            try:                    # close, before step 3 quotes t+1 on them (as the backtest reads them)
+                await asyncio.wait_for(refresh(ts), FUNDING_REFRESH_BUDGET_S)
+            except asyncio.TimeoutError:   # the candle's orders must not wait on it: the known rates decide
+                log.error("%s %s: the funding-rate refresh took over %.0f s and was abandoned for this candle; "
+                          "the gate reads the rates known (none over 16 h old)", self.name, self.symbol,
+                          FUNDING_REFRESH_BUDGET_S)
+            except Exception:       # e.g. storing the rates failed: the gate reads what is known (fail closed)
+                log.exception("%s %s: refreshing the funding rates failed", self.name, self.symbol)
         ex = self.executor
         venue = self.venue
         store = self.store

@@ -110,7 +110,8 @@ class SingleStrategyRunner(RunnerBase):
             `executor.portfolio`).
         on_equity: (ts) -> None, called after each equity point inside the candle's transaction.
         funding: the funding-rate series for `funding`: (ts, rate) arrays (ms UTC, fraction per
-            interval) or `rate_at(ts_ms) -> float`.
+            interval), a live series (`core.data.funding_stream.FundingRecorder`: refreshed while
+            running) or `rate_at(ts_ms) -> float`.
         sizing_reserve: fraction of the cash kept out of each entry's size (0 on replays: the
             backtest's sizing; see `core.venues.sim.single_venue.SimSingleVenue`).
         symbol_busy: () -> bool, True while ANOTHER runner on the same symbol holds a position
@@ -134,8 +135,8 @@ class SingleStrategyRunner(RunnerBase):
             raise TypeError(f"{strategy}: not a single-position strategy (grid strategies run in StrategyRunner)")
         if getattr(strat, "NEEDS_FUNDING", False) and funding is None:
             raise RadarError(f"{strategy} {symbol} {timeframe}: the strategy trades on the perpetual's funding "
-                             "rate, and no funding-rate series is fed to this runner (the engine does not "
-                             "stream funding rates yet); refusing to run it without its signal")
+                             "rate, and no funding-rate series is fed to this runner (funding=(ts, rate) or a "
+                             "FundingRecorder); refusing to run it without its signal")
         if getattr(strat, "NEEDS_OPEN_INTEREST", False) and funding is None:
             raise RadarError(f"{strategy} {symbol} {timeframe}: the strategy trades on the perpetual's open "
                              "interest, and no open-interest series is fed to this runner (funding=(ts, oi) or "

@@ -219,11 +219,16 @@ def funding_lookup(funding, max_age_ms: int | None = None) -> Callable[[int], fl
     """`rate_at(ts_ms)` of a funding series `(ts, rate)` (ms UTC sorted, fraction per
     interval): the latest rate with funding time <= ts, nan when none or older than
     `max_age_ms` when given (as `core.strategies.funding.rate_at_open`). A callable is
-    returned as it is."""
+    returned as it is. A live series (an object with `live_series()` -> (times list, rates
+    list) it appends to, e.g. `core.data.funding_stream.FundingRecorder`) is read in place:
+    rates appended later are seen, with the same lookup as a static pair."""
     if callable(funding):
         return funding
-    fts = [int(x) for x in funding[0]]
-    rates = [float(x) for x in funding[1]]
+    if hasattr(funding, "live_series"):
+        fts, rates = funding.live_series()
+    else:
+        fts = [int(x) for x in funding[0]]
+        rates = [float(x) for x in funding[1]]
     if len(fts) != len(rates):
         raise RadarError(f"funding series: {len(fts)} times but {len(rates)} rates")
 

@@ -54,11 +54,15 @@ class GridFunding(FamilyGrid):
         self.rate = float("nan")
 
     def bind_market(self, timeframe: str | None, funding=None) -> None:
-        """Keep the timeframe (ms) and the funding series (ts int64 ms UTC sorted, rate)."""
+        """Keep the timeframe (ms) and the funding series (ts int64 ms UTC sorted, rate), or a live
+        series (`live_series()` -> (times list, rates list) appended to in place, e.g.
+        `core.data.funding_stream.FundingRecorder`: read in place, new rates seen at once)."""
         from core.data.timeframes import timeframe_ms
 
         self._tf_ms = timeframe_ms(timeframe) if timeframe else None
-        if funding is not None:
+        if funding is not None and hasattr(funding, "live_series"):
+            self._fts, self._rate = funding.live_series()
+        elif funding is not None:
             self._fts = [int(x) for x in funding[0]]
             self._rate = [float(x) for x in funding[1]]
 
@@ -84,6 +88,7 @@ class GridFunding(FamilyGrid):
             if j >= 0 and at - self._fts[j] <= MAX_RATE_AGE_MS:
                 r = self._rate[j]
                 self.rate = r
+                self._stale_warned = False          # a live series was refreshed: warn again next time
                 gate = r < -self._thr if self.side == LONG else r > self._thr
             elif j >= 0:
                 self.rate = float("nan")
