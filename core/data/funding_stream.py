@@ -53,6 +53,9 @@ MIN_INTERVAL_MS = 3_600_000
 PAGE = 100
 #: exchanges whose endpoint ignores `since` and answers its newest page (as funding_download's paging)
 NEWEST_PAGE = frozenset({"bitget"})
+#: while the refresh keeps failing, the ERROR is repeated every this many failed polls in a row
+#: (the first always; once an hour on 5m candles), not at every candle
+REPEAT_ERROR_EVERY = 12
 
 
 class FundingRecorder:
@@ -90,6 +93,7 @@ class FundingRecorder:
         if len(self.ts) != len(self.rate) or any(b <= a for a, b in zip(self.ts, self.ts[1:])):
             raise DataError(f"{symbol} funding series: times must be strictly increasing, one rate each")
         self.failures = 0
+        self.failing = 0                  # failed polls in a row (the log repeats every REPEAT_ERROR_EVERY)
         self.storing = True
         self._polling = False
         self._polled = -1           # the last candle boundary polled (each boundary is polled once)
@@ -129,9 +133,15 @@ class FundingRecorder:
             ts, rate = parse_rates(what, raw)
         except Exception as exc:          # any failure (ccxt, a malformed answer, a bug): nothing new, fail closed
             self.failures += 1
-            log.error("%s: no refresh of the funding rates (%s): funding / grid_funding take no new entry once "
-                      "the last rate is over 16 h old", self.symbol, exc)
+            self.failing += 1
+            if self.failing % REPEAT_ERROR_EVERY == 1 or REPEAT_ERROR_EVERY == 1:   # the 1st, then every Nth in a row
+                log.error("%s: no refresh of the funding rates (%s; %d failed poll(s) in a row): funding / "
+                          "grid_funding take no new entry once the last rate is over 16 h old", self.symbol, exc,
+                          self.failing)
             return None
+        if self.failing:
+            log.warning("%s: the funding-rate refresh works again after %d failed poll(s)", self.symbol, self.failing)
+            self.failing = 0
         keep = ts > last if last is not None else np.ones(len(ts), dtype=bool)
         new_ts, new_rate = ts[keep], rate[keep]
         if ex.id in NEWEST_PAGE and last is not None and len(ts) >= PAGE and self.storing:

@@ -357,3 +357,26 @@ def test_a_hanging_refresh_does_not_hold_the_grid_candle(tmp_path: Path, monkeyp
     store.close()
     assert r.cursor == int(candles.ts[2])
     assert sum("abandoned for this candle" in m for m in caplog.messages) == 3
+
+
+def test_a_failing_refresh_logs_the_first_failure_then_every_12th_and_the_recovery(caplog) -> None:
+    from core.data.funding_stream import REPEAT_ERROR_EVERY
+
+    ok = [False]
+
+    class Flaky(FundingExchange):
+        async def fetch_funding_rate_history(self, symbol, since=None, limit=None, params={}):
+            self.polls += 1
+            if not ok[0]:
+                raise ccxt.ExchangeError('bitget {"code":"40034","msg":"recorded failure"}')
+            return []
+
+    rec = FundingRecorder(Flaky([], [], clock=lambda: 0), "BTC/USDT:USDT", "1h", None, ([0], [0.0002]), retry=FAST)
+    with caplog.at_level(logging.INFO, logger="core.data.funding_stream"):
+        for k in range(25):
+            asyncio.run(rec.on_candle_closed(k * H))
+        ok[0] = True
+        asyncio.run(rec.on_candle_closed(25 * H))
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert rec.failures == 25 and len(errors) == 1 + 24 // REPEAT_ERROR_EVERY == 3
+    assert rec.failing == 0 and any("works again after 25" in r.getMessage() for r in caplog.records)
