@@ -344,17 +344,24 @@ def funding_beside(path: Path):
 
 def stored_funding(db_path: Path, symbol: str):
     """(ts ms UTC, rate) arrays of the funding rates stored for `symbol` in `db_path`, or None."""
+    from core.storage.candle_store import load_funding_rates
+
+    return _stored_series(db_path, symbol, load_funding_rates)
+
+
+def _stored_series(db_path: Path, symbol: str, load: Any):
+    """`load(conn, symbol)` -> (ts, values) on a connection to `db_path` opened for the call; the
+    pair, or None when the database does not exist or holds no row for `symbol`."""
     if not Path(db_path).exists():
         return None
-    from core.storage.candle_store import load_funding_rates
     from core.storage.db import open_sync
 
     conn = open_sync(db_path)
     try:
-        ts, rate = load_funding_rates(conn, symbol)
+        ts, values = load(conn, symbol)
     finally:
         conn.close()
-    return (ts, rate) if len(ts) else None
+    return (ts, values) if len(ts) else None
 
 
 def needs_open_interest(name: str) -> bool:
@@ -366,17 +373,9 @@ def needs_open_interest(name: str) -> bool:
 
 def stored_open_interest(db_path: Path, symbol: str):
     """(ts ms UTC, oi) arrays of the open interest stored for `symbol` in `db_path`, or None."""
-    if not Path(db_path).exists():
-        return None
-    from core.storage.db import open_sync
     from core.storage.open_interest_store import load_open_interest
 
-    conn = open_sync(db_path)
-    try:
-        ts, oi = load_open_interest(conn, symbol)
-    finally:
-        conn.close()
-    return (ts, oi) if len(ts) else None
+    return _stored_series(db_path, symbol, load_open_interest)
 
 
 def open_interest_recorder(cfg: Any, db_path: Path, symbol: str, timeframe: str):
